@@ -1,0 +1,24 @@
+"""The degradation settings of the evaluation (Helminger et al., Table 1), shared by tuning and benchmarks."""
+
+from __future__ import annotations
+
+import torch
+
+from degradations import parse
+
+#: name -> (spec, operator arguments). "multi" = 10x10 holes over 5% + Gaussian sigma 5 + JPEG q50, in that order.
+SETTINGS = {
+    "jpeg10": ("jpeg", {"jpeg.quality": 10}),
+    "jpeg30": ("jpeg", {"jpeg.quality": 30}),
+    "noise5": ("noise", {"noise.sigma": 5}),
+    "noise25": ("noise", {"noise.sigma": 25}),
+    "multi": ("mask+noise+jpeg", {"mask.coverage": 0.05, "mask.size": 10, "noise.sigma": 5, "jpeg.quality": 50}),
+}
+
+
+def degrade(clean: torch.Tensor, setting: str, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(degraded images, observed mask or None), reproducible from ``seed``."""
+    spec, params = SETTINGS[setting]
+    op = parse(spec, params)
+    sampled = op.sample_params(tuple(clean.shape), torch.Generator().manual_seed(seed))
+    return op.apply(clean, sampled), op.observed_mask(sampled)

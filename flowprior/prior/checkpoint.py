@@ -1,0 +1,85 @@
+"""Self-describing checkpoints: ``{"format", "config", "state_dict", "meta"}`` — loading needs no architecture flags.
+
+The sha256 of the whole file identifies a model (recorded in model cards and in every restore sidecar); passing
+``expected_sha256`` refuses a file that does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from flowprior.errors import UsageError
+
+FORMAT = "flowprior-checkpoint-v1"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: str | Path, config: dict[str, Any], state_dict: dict[str, Any],
+                    meta: dict[str, Any] | None = None, **extra: Any) -> str:
+    """Write atomically (temp file + rename, so a kill never leaves half a checkpoint); return the file's sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "config": config, "state_dict": state_dict, "meta": meta or {}, **extra}
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return file_sha256(path)
+
+
+def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"checkpoint not found: {path}")
+    if expected_sha256 is not None:
+        actual = file_sha256(path)
+        if actual != expected_sha256:
+            raise UsageError(f"checkpoint {path} has sha256 {actual[:16]}…, expected {expected_sha256[:16]}…; "
+                             "the file is corrupt or not the model it claims to be")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise UsageError(f"cannot read checkpoint {path}: {error}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise UsageError(f"{path} is not a flowprior checkpoint")
+    return payload
+
+
+def build_prior(config: dict[str, Any]) -> nn.Module:
+    """Instantiate a prior from the ``config`` stored in a checkpoint."""
+    from flowprior.prior.glow import Glow, GlowConfig
+
+    config = dict(config)
+    name = config.pop("name", "glow")
+    if name != "glow":
+        raise UsageError(f"unknown prior type {name!r} (known: glow)")
+    return Glow(GlowConfig(**config))
+
+
+def load_prior(path: str | Path, expected_sha256: str | None = None) -> nn.Module:
+    """Load a prior checkpoint in eval mode with gradients off (restoration optimizes latents, not weights)."""
+    payload = read_checkpoint(path, expected_sha256)
+    prior = build_prior(payload["config"])
+    prior.load_state_dict(payload["state_dict"])
+    prior.eval().requires_grad_(False)
+    prior.meta = payload["meta"]
+    prior.sha256 = expected_sha256 or file_sha256(path)
+    return prior

@@ -1,0 +1,230 @@
+"""Training loop of the flow prior: resumable, self-describing checkpoints, NaN-safe, logged as JSON lines.
+
+The loss is ``w_nll * bits/dim + β_ln * latent-noise + β_ae * auto-encoder + β_in * image-noise`` (units in
+:mod:`flowprior.prior.losses`). Learning-rate warmup and gradient clipping keep Glow stable; a batch whose loss or
+gradient is not finite is skipped and counted instead of poisoning the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from flowprior.prior.checkpoint import read_checkpoint, save_checkpoint
+from flowprior.prior.glow import Glow, GlowConfig
+from flowprior.prior.losses import autoencoder_loss, dequantize, image_noise_loss, latent_noise_loss, nll_bits_per_dim
+from flowprior.recipe import to_dict
+
+
+@dataclass
+class DataSection:
+    source: str = "photos"  # "photos" (an image folder, see scripts/fetch_training_data.py) or "mnist"
+    root: str = "data/train"
+    patch_size: int = 64
+    val_fraction: float = 0.05
+    downscale_lossy: bool = True
+    max_images: int | None = None
+
+
+@dataclass
+class LossSection:
+    nll: float = 1.0
+    latent_noise: float = 100.0
+    autoencoder: float = 1.0
+    image_noise: float = 0.0
+    latent_noise_amplitude: float = 0.5  # ξ ~ U(-a, a) on the standardized latents
+    image_noise_amplitude: float = 10.0  # η ~ U(-a, a) on the 0-255 scale
+    aux_fraction: float = 1.0  # share of each batch the auxiliary (decode) losses see; < 1 trades them for speed
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-3
+    warmup_steps: int = 500
+    grad_clip: float = 50.0
+    batch_size: int = 16
+    steps: int = 20000
+    max_minutes: float | None = None  # stop (with a checkpoint) after this much wall time
+    init_batch: int = 256  # ActNorm data-dependent initialization batch
+    checkpoint_every: int = 250
+    log_every: int = 25
+    val_every: int = 500
+    val_patches: int = 128
+    seed: int = 0
+    threads: int | None = None
+    channels_last: bool = True  # measured 1.3-1.4x faster training on 2 CPU cores at batch 32
+
+
+@dataclass
+class PriorTrainRecipe:
+    model: GlowConfig = field(default_factory=GlowConfig)
+    data: DataSection = field(default_factory=DataSection)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    output: str = "runs/prior"
+
+
+def prior_loss_terms(prior: Glow, x: torch.Tensor, loss: LossSection, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """All enabled loss terms (batch means) for one batch of clean [0, 1] patches, plus their weighted total."""
+    n_bits = prior.config.n_bits
+    x_deq = dequantize(x, n_bits, generator)
+    bits, z = nll_bits_per_dim(prior, x_deq, n_bits)
+    terms = {"bpd": bits.mean()}
+    total = loss.nll * terms["bpd"]
+    aux = max(1, round(loss.aux_fraction * x.shape[0]))
+    x_aux, z_aux = x_deq[:aux], [zi[:aux] for zi in z]
+    if loss.latent_noise > 0:
+        terms["ln"] = latent_noise_loss(prior, x_aux, z_aux, generator, loss.latent_noise_amplitude).mean()
+        total = total + loss.latent_noise * terms["ln"]
+    if loss.autoencoder > 0:
+        terms["ae"] = autoencoder_loss(prior, x_aux, z_aux).mean()
+        total = total + loss.autoencoder * terms["ae"]
+    if loss.image_noise > 0:
+        terms["in"] = image_noise_loss(prior, x_aux, z_aux, generator, loss.image_noise_amplitude / 255).mean()
+        total = total + loss.image_noise * terms["in"]
+    terms["loss"] = total
+    return terms
+
+
+def make_patch_sources(data: DataSection, seed: int):
+    """(train sampler, validation sampler) objects with ``sample(batch, generator) -> (B, C, P, P)``."""
+    from flowprior import data as datasets
+
+    if data.source == "mnist":
+        return datasets.mnist_sources(data.root, data.val_fraction)
+    if data.source == "photos":
+        return datasets.photo_sources(data.root, data.patch_size, data.val_fraction, seed,
+                                      downscale_lossy=data.downscale_lossy, max_images=data.max_images)
+    raise ValueError(f"data.source must be 'photos' or 'mnist', not {data.source!r}")
+
+
+class _StopFlag:
+    """Turns SIGTERM/SIGINT into a graceful stop so a killed run still leaves a checkpoint."""
+
+    def __init__(self):
+        self.stop = False
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, self._handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _handler(self, *_):
+        self.stop = True
+
+    def __exit__(self, *_):
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool = True, sources=None) -> dict[str, Any]:
+    """Train (or resume) a prior per ``recipe``; returns a summary. Writes ``last.pt``, ``prior.pt``, ``log.jsonl``."""
+    out = Path(recipe.output)
+    out.mkdir(parents=True, exist_ok=True)
+    opt_cfg = recipe.optim
+    if opt_cfg.threads:
+        torch.set_num_threads(opt_cfg.threads)
+    train_source, val_source = sources or make_patch_sources(recipe.data, opt_cfg.seed)
+    prior = Glow(recipe.model)
+    memory_format = torch.channels_last if opt_cfg.channels_last else torch.contiguous_format
+    prior = prior.to(memory_format=memory_format)
+
+    def draw(batch: int) -> torch.Tensor:
+        return train_source.sample(batch, generator).contiguous(memory_format=memory_format)
+
+    optimizer = torch.optim.Adam(prior.parameters(), lr=opt_cfg.lr)
+    generator = torch.Generator().manual_seed(opt_cfg.seed)
+    state = {"step": 0, "skipped": 0, "seconds": 0.0, "best_val_bpd": math.inf}
+    last = out / "last.pt"
+    if resume and last.exists():
+        payload = read_checkpoint(last)
+        prior.load_state_dict(payload["state_dict"])
+        optimizer.load_state_dict(payload["optimizer"])
+        generator.set_state(payload["generator"])
+        state.update(payload["meta"]["train_state"])
+    else:
+        prior.initialize(draw(opt_cfg.init_batch))
+    val_batch = val_source.sample(opt_cfg.val_patches, torch.Generator().manual_seed(opt_cfg.seed + 1))
+    config = {"recipe": to_dict(recipe), "model": prior.config_dict()}
+
+    def checkpoint() -> None:
+        meta = {"train_state": dict(state), "recipe": config["recipe"]}
+        save_checkpoint(last, prior.config_dict(), prior.state_dict(), meta, optimizer=optimizer.state_dict(),
+                        generator=generator.get_state())
+        save_checkpoint(out / "prior.pt", prior.config_dict(), prior.state_dict(), meta)
+
+    log = open(out / "log.jsonl", "a")
+    started = time.monotonic() - state["seconds"]
+    bar = tqdm(total=opt_cfg.steps, initial=state["step"], disable=not progress, desc="prior", dynamic_ncols=True)
+    prior.train()
+    with _StopFlag() as flag:
+        while state["step"] < opt_cfg.steps and not flag.stop:
+            if opt_cfg.max_minutes is not None and time.monotonic() - started > 60 * opt_cfg.max_minutes:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = opt_cfg.lr * min(1.0, (state["step"] + 1) / max(1, opt_cfg.warmup_steps))
+            terms = prior_loss_terms(prior, draw(opt_cfg.batch_size), recipe.loss, generator)
+            optimizer.zero_grad(set_to_none=True)
+            if not torch.isfinite(terms["loss"]):
+                _count_skip(state)
+                continue
+            terms["loss"].backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(prior.parameters(), opt_cfg.grad_clip)
+            if not torch.isfinite(grad_norm):
+                _count_skip(state)
+                continue
+            state["consecutive_skips"] = 0
+            optimizer.step()
+            state["step"] += 1
+            state["seconds"] = time.monotonic() - started
+            bar.update(1)
+            values = {k: round(float(v), 5) for k, v in terms.items()}
+            bar.set_postfix({**values, "skip": state["skipped"]}, refresh=False)
+            record = None
+            if state["step"] % opt_cfg.log_every == 0:
+                record = {"step": state["step"], "time": round(state["seconds"], 1), **values,
+                          "grad_norm": round(float(grad_norm), 3), "skipped": state["skipped"]}
+            if state["step"] % opt_cfg.val_every == 0 or state["step"] == opt_cfg.steps:
+                record = record or {"step": state["step"], "time": round(state["seconds"], 1)}
+                record["val_bpd"] = validation_bits_per_dim(prior, val_batch, opt_cfg.seed)
+                state["best_val_bpd"] = min(state["best_val_bpd"], record["val_bpd"])
+            if record:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if state["step"] % opt_cfg.checkpoint_every == 0:
+                checkpoint()
+    bar.close()
+    state["seconds"] = time.monotonic() - started
+    state["val_bpd"] = validation_bits_per_dim(prior, val_batch, opt_cfg.seed)
+    checkpoint()
+    log.write(json.dumps({"step": state["step"], "final": True, **state}) + "\n")
+    log.close()
+    return state
+
+
+def _count_skip(state: dict[str, Any], limit: int = 50) -> None:
+    state["skipped"] += 1
+    state["consecutive_skips"] = state.get("consecutive_skips", 0) + 1
+    if state["consecutive_skips"] >= limit:
+        raise FloatingPointError(f"{limit} consecutive batches gave a non-finite loss or gradient; lower optim.lr")
+
+
+@torch.no_grad()
+def validation_bits_per_dim(prior: Glow, patches: torch.Tensor, seed: int, chunk: int = 32) -> float:
+    """Mean bits/dim of held-out patches with a fixed dequantization draw (comparable across steps)."""
+    was_training = prior.training
+    prior.eval()
+    generator = torch.Generator().manual_seed(seed + 2)
+    values = []
+    for start in range(0, patches.shape[0], chunk):
+        x = dequantize(patches[start:start + chunk], prior.config.n_bits, generator)
+        values.append(nll_bits_per_dim(prior, x, prior.config.n_bits)[0])
+    prior.train(was_training)
+    return round(float(torch.cat(values).mean()), 5)
