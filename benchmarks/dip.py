@@ -117,7 +117,7 @@ def deep_image_prior(y: Tensor, mask: Tensor | None = None, *, iterations: int =
     """
     if y.ndim != 4:
         raise ValueError(f"expected (B, C, H, W) images, got shape {tuple(y.shape)}")
-    wanted = sorted(set(int(k) for k in snapshots))
+    wanted = sorted({int(k) for k in snapshots})
     if wanted and (wanted[0] < 0 or wanted[-1] > iterations):
         raise ValueError(f"snapshots must lie in [0, {iterations}], got {wanted}")
     results = [_fit_one(y[i:i + 1], None if mask is None else mask[i:i + 1], iterations, lr, width, depth,
@@ -154,7 +154,7 @@ def _fit_one(y: Tensor, mask: Tensor | None, iterations: int, lr: float, width: 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.detach().item())
     back = {"device": y.device, "dtype": y.dtype}
     return DIPResult(out.detach().clamp(0, 1).to(**back), {k: v.clamp(0, 1).to(**back) for k, v in snaps.items()},
                      losses)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -19,7 +21,10 @@ class JPEG(Degradation):
         quality: 1–100, a value or a ``(lo, hi)`` range sampled per image (integers).
         subsampling: ``"420"`` (default; chroma halved, 16-pixel MCUs) or ``"444"`` (8-pixel blocks).
         hardness: sharpness of the surrogate's soft rounding (only affects ``forward_model``; larger is closer
-            to the codec but has flatter gradients inside each quantization cell).
+            to the codec but has flatter gradients inside each quantization cell). ``inf`` rounds exactly with a
+            straight-through gradient: the data term ``‖A(x) − y‖²`` is then zero, with zero gradient, whenever x
+            falls in the same quantization cells as y, and pulls x toward y's cells otherwise — the JPEG
+            consistency constraint. The solver uses it (``solver.jpeg_hardness``); ``gradcheck`` needs a finite one.
 
     Params:
         ``quality``: (B,) int64.
@@ -37,7 +42,10 @@ class JPEG(Degradation):
     ):
         self.quality = as_range("quality", quality, low=1, high=100, integer=True)
         self.subsampling = as_choice("subsampling", subsampling, ("420", "444"))
-        self.hardness = as_range("hardness", hardness, low=0, allow_range=False)[0]
+        if hardness in ("inf", math.inf):
+            self.hardness = math.inf
+        else:
+            self.hardness = as_range("hardness", hardness, low=0, allow_range=False)[0]
         if self.hardness <= 0:
             raise ArgError("hardness", f"must be positive, got {hardness!r}")
 

@@ -36,10 +36,14 @@ class SolverSection:
     weight: float = 50.0  # λ, on the sum of squared errors of [0, 1] pixels
     optimizer: str = "adam"
     lr: float = 0.05
+    lr_decay: str = "cosine"  # "cosine" or "constant" (the paper) within each stage
     steps_per_stage: int = 50
     final_steps: int = 150
     prior_weight: float = 1.0
     init_latent: str = "coarsest"  # "coarsest" (paper Eq. 19: finer levels at their means), "full", "zero"
+    # JPEG data term: exact rounding with a straight-through gradient (= JPEG cell consistency). A soft rounding
+    # (finite hardness) has near-zero gradient inside each cell and let the prior wash out detail (tuning log).
+    jpeg_hardness: float = math.inf
 
     def __post_init__(self):
         for name, value, choices in [("data_term", self.data_term, ("operator", "identity")),
@@ -70,7 +74,7 @@ class RestoreRecipe:
 
     def stages(self, num_levels: int) -> list[Stage]:
         s = self.solver
-        return coarse_to_fine(num_levels, s.steps_per_stage, s.final_steps, s.lr, s.prior_weight)
+        return coarse_to_fine(num_levels, s.steps_per_stage, s.final_steps, s.lr, s.prior_weight, s.lr_decay)
 
 
 @dataclass
@@ -130,6 +134,12 @@ def _build_operator(recipe: RestoreRecipe, shape: tuple[int, int, int, int], mas
         spec = f"{spec}+mask"
     try:
         op = parse(spec, recipe.params)
+        members = getattr(op, "members", [op])
+        keys = getattr(op, "keys", [op.name])
+        solver_params = {f"{key}.hardness": recipe.solver.jpeg_hardness for key, member in zip(keys, members)
+                         if member.name == "jpeg" and f"{key}.hardness" not in recipe.params}
+        if solver_params:
+            op = parse(spec, {**recipe.params, **solver_params})
     except ValueError as error:
         raise UsageError(str(error)) from None
     if op.output_size(shape[2], shape[3]) != (shape[2], shape[3]):

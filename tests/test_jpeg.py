@@ -160,3 +160,14 @@ def test_surrogate_gradient_reaches_the_input(astronaut):
     y = jpeg_surrogate(x, torch.tensor([50]))
     (y.sum()).backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().mean() > 1e-3
+
+
+def test_infinite_hardness_rounds_exactly_with_a_straight_through_gradient():
+    from degradations.functional.jpeg import soft_round
+
+    x = torch.tensor([-1.7, -0.2, 0.49, 0.51, 2.5, 3.2], dtype=torch.float64, requires_grad=True)
+    y = soft_round(x, float("inf"))
+    assert torch.equal(y.detach(), torch.round(x.detach()))
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+    assert parse("jpeg(hardness=inf)").spec().endswith("hardness=inf)")

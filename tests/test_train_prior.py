@@ -88,3 +88,22 @@ def test_shipped_training_recipes_load(name):
 
     recipe = load_recipe(PriorTrainRecipe, Path("recipes/train") / f"{name}.yaml")
     assert recipe.model.patch_size % 2**recipe.model.levels == 0
+
+
+def test_train_prior_command_runs_from_a_photo_folder(tmp_path, make_natural_image, capsys):
+    from flowprior import io
+    from flowprior.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        io.write_image(photos / f"p{i}.png", make_natural_image(80, 96, top=40 * i))
+    argv = ["train", "prior", "--recipe", "cpu-default", "--quiet", "--set", f"data.root={photos}",
+            "--set", f"output={tmp_path / 'run'}"]
+    for item in ["model.width=8", "model.steps=1", "optim.steps=2", "optim.batch_size=2", "optim.init_batch=4",
+                 "optim.val_patches=2", "optim.threads=1"]:
+        argv += ["--set", item]
+    assert main(argv) == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == 2 and summary["val_bpd"] > 0
+    assert (tmp_path / "run" / "prior.pt").is_file()

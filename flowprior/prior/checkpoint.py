@@ -38,6 +38,7 @@ def save_checkpoint(path: str | Path, config: dict[str, Any], state_dict: dict[s
     os.close(handle)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints are shared read-only data
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

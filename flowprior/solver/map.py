@@ -50,6 +50,7 @@ class _TileAdam:
     def __init__(self, tensors: list[Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
         self.tensors = tensors
         self.lr = torch.full((tensors[0].shape[0],), float(lr), dtype=tensors[0].dtype)
+        self.scale = 1.0  # the stage's step-size schedule, on top of each tile's own (rollback-halved) step
         self.betas, self.eps = betas, eps
         self.m = [torch.zeros_like(t) for t in tensors]
         self.v = [torch.zeros_like(t) for t in tensors]
@@ -66,7 +67,7 @@ class _TileAdam:
             keep = _per_tile(live, x)
             m.copy_(torch.where(keep, beta1 * m + (1 - beta1) * g, m))
             v.copy_(torch.where(keep, beta2 * v + (1 - beta2) * g * g, v))
-            update = _per_tile(self.lr / correction1, x) * m / ((v / _per_tile(correction2, x)).sqrt() + self.eps)
+            update = _per_tile(self.scale * self.lr / correction1, x) * m / ((v / _per_tile(correction2, x)).sqrt() + self.eps)
             x.sub_(torch.where(keep, update, torch.zeros_like(update)))
 
     def reset(self, tiles: Tensor) -> None:
@@ -161,6 +162,7 @@ class LatentMAPSolver:
             last = mean
             if step == stage.steps:
                 break
+            optimizer.scale = stage.lr_at(step) / stage.lr
             optimizer.step(grads, finite)
             if self.progress:
                 self.progress(tiles)

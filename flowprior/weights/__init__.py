@@ -5,14 +5,16 @@ Each entry records the file's sha256; a file that does not match is refused. See
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from flowprior.errors import UsageError
 
+#: where the embedded files live (package data)
+WEIGHTS_DIR = Path(__file__).resolve().parent
+
 #: name -> (file inside this package, sha256)
 EMBEDDED = {
-    "default": ("default-prior.pt", None),
+    "default": ("default-prior.pt", "9e6df945a437a5a3219c0b79502138cee1ba0c9af1fa708ab9d28f39ede33d55"),
 }
 
 
@@ -21,7 +23,7 @@ def embedded_path(name: str = "default") -> tuple[Path, str | None]:
     if name not in EMBEDDED:
         raise UsageError(f"unknown embedded model {name!r} (available: {', '.join(sorted(EMBEDDED))})")
     filename, sha256 = EMBEDDED[name]
-    path = Path(str(resources.files(__package__) / filename))
+    path = WEIGHTS_DIR / filename
     if not path.is_file():
         raise UsageError(f"the embedded model {name!r} is not installed ({path} is missing); train one with "
                          "`flowprior train prior --recipe recipes/train/cpu-default.yaml` and pass --model")
