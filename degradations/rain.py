@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
-from degradations.args import as_range, format_spec, sample
-from degradations.base import Degradation, Params
-from degradations.functional.weather import rain_layer, screen
+from degradations.args import as_range, sample
+from degradations.base import Params
+from degradations.functional.weather import rain_layer
+from degradations.overlay import ScreenOverlay
 from degradations.registry import register
 
 
 @register
-class Rain(Degradation):
+class Rain(ScreenOverlay):
     """Streak layer ``L`` composited as white light: ``y = x + b·L·(1 − x)``.
 
     Args:
@@ -32,6 +32,7 @@ class Rain(Degradation):
     """
 
     name = "rain"
+    spec_keys = ("density", "length", "angle", "brightness")
 
     def __init__(
         self,
@@ -55,13 +56,3 @@ class Rain(Degradation):
         ]
         layers = [bright * rain_layer(h, w, d, n, a, generator) for d, n, a, bright in zip(*values)]
         return {"layer": torch.stack(layers)[:, None].to(torch.float32)}
-
-    def apply(self, x: Tensor, params: Params) -> Tensor:
-        return screen(x, params["layer"])
-
-    def forward_model(self, x: Tensor, params: Params) -> Tensor:
-        return screen(x, params["layer"])
-
-    def spec(self) -> str:
-        keys = ("density", "length", "angle", "brightness")
-        return format_spec(self.name, [(k, getattr(self, k)) for k in keys])

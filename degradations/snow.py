@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
-from degradations.args import as_range, format_spec, sample
-from degradations.base import Degradation, Params
-from degradations.functional.weather import screen, snow_layer
+from degradations.args import as_range, sample
+from degradations.base import Params
+from degradations.functional.weather import snow_layer
+from degradations.overlay import ScreenOverlay
 from degradations.registry import register
 
 
 @register
-class Snow(Degradation):
+class Snow(ScreenOverlay):
     """Flake layer ``L`` composited as white light: ``y = x + b·L·(1 − x)``.
 
     Args:
@@ -31,6 +31,7 @@ class Snow(Degradation):
     """
 
     name = "snow"
+    spec_keys = ("density", "size", "brightness")
 
     def __init__(
         self,
@@ -50,12 +51,3 @@ class Snow(Degradation):
         values = [sample(r, b, generator).tolist() for r in (self.density, self.size, self.brightness)]
         layers = [bright * snow_layer(h, w, d, s, generator) for d, s, bright in zip(*values)]
         return {"layer": torch.stack(layers)[:, None].to(torch.float32)}
-
-    def apply(self, x: Tensor, params: Params) -> Tensor:
-        return screen(x, params["layer"])
-
-    def forward_model(self, x: Tensor, params: Params) -> Tensor:
-        return screen(x, params["layer"])
-
-    def spec(self) -> str:
-        return format_spec(self.name, [(k, getattr(self, k)) for k in ("density", "size", "brightness")])
