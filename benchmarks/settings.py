@@ -16,9 +16,13 @@ SETTINGS = {
 }
 
 
+#: settings used only to tune recipes (not part of Table 1)
+TUNING_SETTINGS = {**SETTINGS, "holes": ("mask", {"mask.coverage": 0.05, "mask.size": 10})}
+
+
 def degrade(clean: torch.Tensor, setting: str, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(degraded images, observed mask or None), reproducible from ``seed``."""
-    spec, params = SETTINGS[setting]
+    spec, params = TUNING_SETTINGS[setting]
     op = parse(spec, params)
     sampled = op.sample_params(tuple(clean.shape), torch.Generator().manual_seed(seed))
     return op.apply(clean, sampled), op.observed_mask(sampled)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from settings import SETTINGS, degrade  # noqa: E402
+from settings import SETTINGS, TUNING_SETTINGS, degrade  # noqa: E402
 
 from flowprior.data import photo_sources  # noqa: E402
 from flowprior.metrics import psnr  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> None:
         key, values = item.split("=", 1)
         axes.append([(key, parse_override(f"x={v}")[1]) for v in values.split(",")])
     for setting in args.settings.split(","):
-        spec, operator = SETTINGS[setting]
+        spec, operator = TUNING_SETTINGS[setting]
         degraded, mask = degrade(clean, setting, seed=7)
         base = float(psnr(clean, degraded).mean())
         for combo in itertools.product(*axes) if axes else [()]:

@@ -142,8 +142,9 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mask", metavar="M", default=None,
                         help="mask image of missing pixels: nonzero (white) = observed, 0 (black) = missing")
     parser.add_argument("--invert-mask", action="store_true", help="flip the mask: nonzero = missing")
-    parser.add_argument("--recipe", metavar="R", default="default",
-                        help="a restore recipe: a YAML path or a name in recipes/restore (default: default)")
+    parser.add_argument("--recipe", metavar="R", default="auto",
+                        help="a restore recipe: a YAML path, a name in recipes/restore, or 'auto' (default): the "
+                        "recipe tuned for the degradation (noise, jpeg, inpaint, or default for combinations)")
     _add_set_option(parser, "a recipe key (solver.weight=400) or an operator argument (jpeg.quality=30)")
     parser.add_argument("--steps", type=int, default=None, help="total optimizer steps (schedule rescaled)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the operator's parameter sampler")
@@ -155,11 +156,14 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_restore(args: argparse.Namespace) -> int:
     from flowprior.recipe import find_recipe
-    from flowprior.restoration import split_settings
+    from flowprior.restoration import auto_recipe_name, split_settings
     from flowprior.restore_file import restore_file
 
     recipe_settings, operator_params = split_settings(parse_set_options(args.overrides))
-    recipe_path = find_recipe(args.recipe, "restore")
+    recipe_name = args.recipe
+    if recipe_name == "auto":
+        recipe_name = auto_recipe_name(args.degradation or "jpeg+noise")
+    recipe_path = find_recipe(recipe_name, "restore")
     sidecar = restore_file(
         args.input, args.output, degradation=args.degradation, mask=args.mask, invert_mask=args.invert_mask,
         recipe=recipe_path, settings=recipe_settings, operator_params=operator_params, steps=args.steps,

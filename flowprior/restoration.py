@@ -118,6 +118,20 @@ def build_recipe(recipe: RestoreRecipe | str | Path | None, overrides: dict[str,
     return resolved
 
 
+#: which shipped recipe ``--recipe auto`` picks, by the set of operators in the degradation spec
+AUTO_RECIPES = {frozenset({"noise"}): "noise", frozenset({"jpeg"}): "jpeg", frozenset({"mask"}): "inpaint"}
+
+
+def auto_recipe_name(spec: str) -> str:
+    """The shipped restore recipe tuned for this kind of degradation (``default`` for compositions)."""
+    try:
+        op = parse(spec)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    names = frozenset(member.name for member in getattr(op, "members", [op]))
+    return AUTO_RECIPES.get(names, "default")
+
+
 def load_model(name_or_path: str):
     from flowprior.prior.checkpoint import load_prior
     from flowprior.weights import embedded_path

@@ -121,3 +121,12 @@ def test_several_images_restore_as_one_batch_like_one_at_a_time(make_natural_ima
     together = restore_tensor(images, recipe, prior=prior).image
     alone = restore_tensor(images[1:], recipe, prior=prior).image
     assert torch.allclose(together[1:], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec,name", [("noise", "noise"), ("jpeg(quality=10)", "jpeg"), ("mask", "inpaint"),
+                                       ("jpeg+noise+mask", "default"), ("noise+noise", "noise")])
+def test_auto_recipe_follows_the_degradation(spec, name):
+    from flowprior.restoration import auto_recipe_name
+
+    assert auto_recipe_name(spec) == name
+    assert find_recipe(name, "restore").is_file()
