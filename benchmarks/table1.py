@@ -13,7 +13,7 @@ rows say ``"tuned": false``.
 Usage:
     python benchmarks/table1.py tune [--methods bm3d,nlm,tv,wavelet,dip] [--crops 8] [--dip-crops 4]
     python benchmarks/table1.py run [--images 256crops,full] [--settings ...] [--methods ...] \
-        [--out docs/table1.json] [--recipe recipes/restore/default.yaml] [--model default] \
+        [--out docs/table1.json] [--recipe auto] [--model default] \
         [--figure docs/figures/table1.png] [--resume]
     python benchmarks/table1.py report [--out docs/table1.json] [--figure docs/figures/table1.png]
 
@@ -103,10 +103,12 @@ class FlowpriorMethod:
         self.sha256 = getattr(self.prior, "sha256", None)
 
     def __call__(self, degraded: Tensor, mask: Tensor | None, setting: str) -> Tensor:
-        from flowprior.restoration import build_recipe, restore_tensor
+        from flowprior.recipe import find_recipe
+        from flowprior.restoration import auto_recipe_name, build_recipe, restore_tensor
 
         spec, operator = SETTINGS[setting]
-        recipe = build_recipe(self.recipe, {"degradation": spec, "model": self.model}, operator)
+        name = auto_recipe_name(spec) if self.recipe == "auto" else self.recipe
+        recipe = build_recipe(find_recipe(name, "restore"), {"degradation": spec, "model": self.model}, operator)
         return restore_tensor(degraded, recipe, mask=mask, prior=self.prior).image
 
     def describe(self) -> dict:
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--images", default=f"{CROP_SIZE}crops,full", help="<N>crops and/or full")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--only", default=None, help="restrict to these image names, e.g. monarch,sail")
-    p.add_argument("--recipe", default="recipes/restore/default.yaml")
+    p.add_argument("--recipe", default="auto", help="'auto' (the recipe tuned per degradation), a name or a path")
     p.add_argument("--model", default="default", help="'default' (embedded) or a checkpoint path")
     p.add_argument("--peer-params", default=str(PEER_PARAMS))
     p.add_argument("--test-root", default="data/test")

@@ -106,4 +106,4 @@ def test_train_prior_command_runs_from_a_photo_folder(tmp_path, make_natural_ima
     assert main(argv) == 0, capsys.readouterr().err
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["step"] == 2 and summary["val_bpd"] > 0
-    assert (tmp_path / "run" / "prior.pt").is_file()
+    assert (tmp_path / "run" / "prior.pt").is_file() and (tmp_path / "run" / "best.pt").is_file()
