@@ -26,7 +26,7 @@ from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
 from flowprior.solver import Energy, LatentMAPSolver, Stage, coarse_to_fine
 from flowprior.warmstart import get_initializer
 
-RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "model", "seed")
+RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "model", "seed")
 
 
 @dataclass
@@ -69,6 +69,7 @@ class RestoreRecipe:
     solver: SolverSection = field(default_factory=SolverSection)
     tiling: TilingSection = field(default_factory=TilingSection)
     init: str = "identity"
+    init_checkpoint: str | None = None  # the learned warm start's checkpoint (resflow, irflow, flowie)
     model: str = "default"  # "default" (embedded) or a checkpoint path
     seed: int = 0
 
@@ -168,6 +169,16 @@ def _build_operator(recipe: RestoreRecipe, shape: tuple[int, int, int, int], mas
     return op, params
 
 
+def make_initializer(recipe: RestoreRecipe):
+    """The recipe's warm start; a learned one gets its checkpoint and the recipe's seed."""
+    if recipe.init == "identity":
+        if recipe.init_checkpoint is not None:
+            raise UsageError(f"init_checkpoint={recipe.init_checkpoint} is set but init is 'identity', which "
+                             "loads no model; choose a learned init (--init resflow|irflow|flowie)")
+        return get_initializer("identity")
+    return get_initializer(recipe.init, checkpoint=recipe.init_checkpoint, seed=recipe.seed)
+
+
 def restore_tensor(y: Tensor, recipe: RestoreRecipe | None = None, mask: Tensor | None = None, prior=None,
                    progress: bool = False) -> RestoreResult:
     """Restore a degraded image.
@@ -196,7 +207,7 @@ def restore_tensor(y: Tensor, recipe: RestoreRecipe | None = None, mask: Tensor 
     op, params = _build_operator(recipe, tuple(y.shape), mask)
     observed_mask = op.observed_mask(params)
 
-    x0 = get_initializer(recipe.init)(y, op, params)
+    x0 = make_initializer(recipe)(y, op, params)
     timings["init"] = time.perf_counter() - started
 
     align = math.lcm(op.block_size(), 1)

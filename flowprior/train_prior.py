@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +17,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from flowprior.prior.checkpoint import read_checkpoint, save_checkpoint
+from flowprior.prior.checkpoint import file_sha256, read_checkpoint, save_checkpoint
 from flowprior.prior.glow import Glow, GlowConfig
 from flowprior.prior.losses import autoencoder_loss, dequantize, image_noise_loss, latent_noise_loss, nll_bits_per_dim
 from flowprior.recipe import to_dict
+from flowprior.training import StopFlag, guarded_step
 
 
 @dataclass
@@ -61,6 +61,20 @@ class OptimSection:
     seed: int = 0
     threads: int | None = None
     channels_last: bool = True  # measured 1.3-1.4x faster training on 2 CPU cores at batch 32
+    lr_schedule: str = "constant"  # "constant" or "cosine" (from lr after warmup down to min_lr at `steps`)
+    min_lr: float = 0.0
+    init_from: str | None = None  # a prior checkpoint whose weights start this run (fresh optimizer, step 0)
+
+
+def learning_rate(optim: OptimSection, step: int) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warmup, then constant or cosine decay."""
+    warm = min(1.0, (step + 1) / max(1, optim.warmup_steps))
+    if optim.lr_schedule == "constant":
+        return optim.lr * warm
+    if optim.lr_schedule == "cosine":
+        progress = min(1.0, max(0, step - optim.warmup_steps) / max(1, optim.steps - optim.warmup_steps))
+        return warm * (optim.min_lr + 0.5 * (optim.lr - optim.min_lr) * (1 + math.cos(math.pi * progress)))
+    raise ValueError(f"optim.lr_schedule must be 'constant' or 'cosine', not {optim.lr_schedule!r}")
 
 
 @dataclass
@@ -106,24 +120,6 @@ def make_patch_sources(data: DataSection, seed: int):
     raise ValueError(f"data.source must be 'photos' or 'mnist', not {data.source!r}")
 
 
-class _StopFlag:
-    """Turns SIGTERM/SIGINT into a graceful stop so a killed run still leaves a checkpoint."""
-
-    def __init__(self):
-        self.stop = False
-
-    def __enter__(self):
-        self._old = {s: signal.signal(s, self._handler) for s in (signal.SIGTERM, signal.SIGINT)}
-        return self
-
-    def _handler(self, *_):
-        self.stop = True
-
-    def __exit__(self, *_):
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-
-
 def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool = True, sources=None) -> dict[str, Any]:
     """Train (or resume) a prior per ``recipe``; returns a summary.
 
@@ -153,6 +149,13 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
         optimizer.load_state_dict(payload["optimizer"])
         generator.set_state(payload["generator"])
         state.update(payload["meta"]["train_state"])
+    elif opt_cfg.init_from:
+        payload = read_checkpoint(opt_cfg.init_from)
+        if payload["config"] != prior.config_dict():
+            raise ValueError(f"optim.init_from {opt_cfg.init_from} has a different architecture: {payload['config']}")
+        prior.load_state_dict(payload["state_dict"])
+        state["init_from"] = {"path": str(opt_cfg.init_from), "sha256": file_sha256(opt_cfg.init_from),
+                              "train_state": payload.get("meta", {}).get("train_state")}
     else:
         prior.initialize(draw(opt_cfg.init_batch))
     val_batch = val_source.sample(opt_cfg.val_patches, torch.Generator().manual_seed(opt_cfg.seed + 1))
@@ -168,25 +171,16 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
     started = time.monotonic() - state["seconds"]
     bar = tqdm(total=opt_cfg.steps, initial=state["step"], disable=not progress, desc="prior", dynamic_ncols=True)
     prior.train()
-    with _StopFlag() as flag:
+    with StopFlag() as flag:
         while state["step"] < opt_cfg.steps and not flag.stop:
             if opt_cfg.max_minutes is not None and time.monotonic() - started > 60 * opt_cfg.max_minutes:
                 break
             for group in optimizer.param_groups:
-                group["lr"] = opt_cfg.lr * min(1.0, (state["step"] + 1) / max(1, opt_cfg.warmup_steps))
+                group["lr"] = learning_rate(opt_cfg, state["step"])
             terms = prior_loss_terms(prior, draw(opt_cfg.batch_size), recipe.loss, generator)
-            optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(terms["loss"]):
-                _count_skip(state)
+            grad_norm = guarded_step(prior.parameters(), optimizer, terms["loss"], opt_cfg.grad_clip, state)
+            if grad_norm is None:
                 continue
-            terms["loss"].backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(prior.parameters(), opt_cfg.grad_clip)
-            if not torch.isfinite(grad_norm):
-                _count_skip(state)
-                continue
-            state["consecutive_skips"] = 0
-            optimizer.step()
-            state["step"] += 1
             state["seconds"] = time.monotonic() - started
             bar.update(1)
             values = {k: round(float(v), 5) for k, v in terms.items()}
@@ -194,7 +188,7 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
             record = None
             if state["step"] % opt_cfg.log_every == 0:
                 record = {"step": state["step"], "time": round(state["seconds"], 1), **values,
-                          "grad_norm": round(float(grad_norm), 3), "skipped": state["skipped"]}
+                          "grad_norm": round(grad_norm, 3), "skipped": state["skipped"]}
             if state["step"] % opt_cfg.val_every == 0 or state["step"] == opt_cfg.steps:
                 record = record or {"step": state["step"], "time": round(state["seconds"], 1)}
                 record["val_bpd"] = validation_bits_per_dim(prior, val_batch, opt_cfg.seed)
@@ -214,13 +208,6 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
     log.write(json.dumps({"step": state["step"], "final": True, **state}) + "\n")
     log.close()
     return state
-
-
-def _count_skip(state: dict[str, Any], limit: int = 50) -> None:
-    state["skipped"] += 1
-    state["consecutive_skips"] = state.get("consecutive_skips", 0) + 1
-    if state["consecutive_skips"] >= limit:
-        raise FloatingPointError(f"{limit} consecutive batches gave a non-finite loss or gradient; lower optim.lr")
 
 
 @torch.no_grad()

@@ -7,7 +7,15 @@ import torch.nn.functional as F
 from flowprior.prior.checkpoint import load_prior, read_checkpoint
 from flowprior.prior.glow import Glow, GlowConfig
 from flowprior.recipe import load_recipe
-from flowprior.train_prior import LossSection, PriorTrainRecipe, prior_loss_terms, train_prior
+from flowprior.train_prior import (
+    LossSection,
+    OptimSection,
+    PriorTrainRecipe,
+    learning_rate,
+    prior_loss_terms,
+    train_prior,
+)
+from flowprior.training import guarded_step
 
 
 class FixedPatches:
@@ -71,6 +79,49 @@ def test_training_run_writes_resumable_self_describing_checkpoints(tmp_path):
     assert any("val_bpd" in row for row in log)
     prior = load_prior(tmp_path / "prior.pt")
     assert prior.config.levels == 2 and not prior.training
+
+
+def test_init_from_starts_from_the_given_weights_with_a_fresh_optimizer(tmp_path):
+    small = {"model.levels": 2, "model.steps": 1, "model.width": 8, "model.patch_size": 16,
+             "optim.batch_size": 4, "optim.init_batch": 8, "optim.val_patches": 4, "optim.warmup_steps": 2}
+    sources = (FixedPatches(), FixedPatches(seed=9))
+    train_prior(load_recipe(PriorTrainRecipe, None, {**small, "optim.steps": 3, "output": str(tmp_path / "a")}),
+                progress=False, sources=sources)
+    start = read_checkpoint(tmp_path / "a" / "prior.pt")
+    recipe = load_recipe(PriorTrainRecipe, None, {**small, "optim.steps": 0, "output": str(tmp_path / "b"),
+                                                  "optim.init_from": str(tmp_path / "a" / "prior.pt")})
+    state = train_prior(recipe, progress=False, sources=sources)
+    after = read_checkpoint(tmp_path / "b" / "prior.pt")
+    assert all(torch.equal(start["state_dict"][k], after["state_dict"][k]) for k in start["state_dict"])
+    assert state["step"] == 0 and state["init_from"]["train_state"]["step"] == 3
+    recipe.model.width = 16  # another architecture must be refused, not silently half-loaded
+    recipe.output = str(tmp_path / "c")
+    with pytest.raises(ValueError, match="different architecture"):
+        train_prior(recipe, progress=False, sources=sources)
+
+
+def test_learning_rate_warms_up_then_follows_the_cosine():
+    optim = OptimSection(lr=1e-3, warmup_steps=10, steps=110, lr_schedule="cosine", min_lr=1e-4)
+    assert learning_rate(optim, 0) == pytest.approx(1e-4)  # (0 + 1) / 10 of the cosine's start
+    assert learning_rate(optim, 10) == pytest.approx(1e-3)
+    assert learning_rate(optim, 60) == pytest.approx(1e-4 + 0.5 * 9e-4)  # half way: the mean
+    assert learning_rate(optim, 110) == pytest.approx(1e-4)
+    assert learning_rate(OptimSection(lr=1e-3, warmup_steps=10), 500) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        learning_rate(OptimSection(lr_schedule="step"), 0)
+
+
+def test_guarded_step_skips_non_finite_losses_and_stops_a_diverged_run():
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    state = {"step": 0, "skipped": 0}
+    assert guarded_step([weight], optimizer, (weight * float("nan")).sum(), 1.0, state) is None
+    assert state == {"step": 0, "skipped": 1, "consecutive_skips": 1} and torch.equal(weight, torch.ones(3))
+    assert guarded_step([weight], optimizer, (weight * 2).sum(), 1.0, state) == pytest.approx(2 * 3 ** 0.5)
+    assert state["step"] == 1 and state["consecutive_skips"] == 0 and weight[0] < 1
+    with pytest.raises(FloatingPointError, match="consecutive"):
+        for _ in range(60):
+            guarded_step([weight], optimizer, torch.tensor(float("inf")), 1.0, state)
 
 
 def test_recipe_overrides_are_checked():

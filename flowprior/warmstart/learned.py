@@ -1,0 +1,168 @@
+"""What the learned warm starts share: the model contract, its self-describing checkpoints, and the
+Initializer that runs a loaded model.
+
+A :class:`WarmStartModel` knows its training loss and its few-step inference; it works on 3-channel images
+whose missing pixels were already filled (:func:`prepare_input`), in training and at restore time alike, so
+the network never sees holes. A checkpoint stores ``{"method": ..., **config}`` beside the weights: loading
+needs no flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from degradations import Degradation
+from flowprior.errors import UsageError
+from flowprior.prior.checkpoint import file_sha256, read_checkpoint, save_checkpoint
+from flowprior.warmstart.base import Initializer
+from flowprior.warmstart.identity import fill_missing_pixels
+
+_METHODS: dict[str, type[WarmStartModel]] = {}
+
+
+def train_command(method: str) -> str:
+    """The command that trains a checkpoint for ``method`` (quoted in error messages)."""
+    return f"flowprior train warmstart --method {method} --recipe warmstart-{method}"
+
+
+def register_method(cls: type[WarmStartModel]) -> type[WarmStartModel]:
+    """Class decorator: make a model type loadable from checkpoints under ``cls.method``."""
+    if cls.method in _METHODS:
+        raise ValueError(f"warm-start method {cls.method!r} is already registered")
+    _METHODS[cls.method] = cls
+    return cls
+
+
+def available_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def gaussian_like(x: Tensor, generator: torch.Generator) -> Tensor:
+    """N(0, I) noise shaped like ``x``, drawn on the CPU (a seed gives the same draw on every device)."""
+    return torch.randn(x.shape, generator=generator, dtype=torch.float32).to(device=x.device, dtype=x.dtype)
+
+
+def uniform_times_like(x: Tensor, generator: torch.Generator, low: float = 0.0) -> Tensor:
+    """(B,) times uniform on (low, 1]; ``1 - U[0, 1)`` never returns ``low`` itself (IR-Flow divides by t)."""
+    u = torch.rand(x.shape[0], generator=generator, dtype=torch.float32)
+    return (1.0 - (1.0 - low) * u).to(device=x.device, dtype=x.dtype)
+
+
+def broadcast_time(t: Tensor) -> Tensor:
+    """(B,) -> (B, 1, 1, 1)."""
+    return t.reshape(-1, 1, 1, 1)
+
+
+class WarmStartModel(nn.Module, ABC):
+    """A trainable warm start: ``loss_terms`` for training, ``restore`` for inference.
+
+    Subclasses set ``method`` and ``config_class`` (a dataclass) and register with :func:`register_method`.
+    """
+
+    method: ClassVar[str] = ""
+    config_class: ClassVar[type] = object
+    #: training phases in order; a model with several (FlowIE) says which one a step is in (:meth:`phase_at`)
+    phases: ClassVar[tuple[str, ...]] = ("main",)
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    def phase_at(self, step: int, total_steps: int) -> str:
+        """The training phase of ``step`` out of ``total_steps``."""
+        return self.phases[0]
+
+    @abstractmethod
+    def loss_terms(self, hq: Tensor, lq: Tensor, generator: torch.Generator,
+                   phase: str = "main") -> dict[str, Tensor]:
+        """Batch-mean loss terms for clean ``hq`` and filled degraded ``lq`` (both (B, 3, H, W) in [0, 1]),
+        including the weighted total under ``"loss"``."""
+
+    @abstractmethod
+    def restore(self, lq: Tensor, generator: torch.Generator) -> Tensor:
+        """The few-step estimate of the clean image (not yet clamped), same shape as ``lq``."""
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"method": self.method, **dataclasses.asdict(self.config)}
+
+
+def build_warmstart(config: dict[str, Any]) -> WarmStartModel:
+    """Instantiate a model from the ``config`` stored in a checkpoint."""
+    import flowprior.warmstart  # noqa: F401  (registers every method)
+
+    config = dict(config)
+    method = config.pop("method", None)
+    if method not in _METHODS:
+        raise UsageError(f"unknown warm-start method {method!r} (known: {', '.join(available_methods())})")
+    cls = _METHODS[method]
+    try:
+        return cls(cls.config_class(**config))
+    except TypeError as error:
+        raise UsageError(f"checkpoint config does not fit {method}: {error}") from None
+
+
+def save_warmstart(path: str | Path, model: WarmStartModel, meta: dict[str, Any] | None = None,
+                   **extra: Any) -> str:
+    """Write a self-describing warm-start checkpoint; returns its sha256."""
+    return save_checkpoint(path, model.config_dict(), model.state_dict(), meta, **extra)
+
+
+def load_warmstart(path: str | Path, expected_sha256: str | None = None) -> WarmStartModel:
+    """Load a warm-start checkpoint in eval mode with gradients off."""
+    payload = read_checkpoint(path, expected_sha256)
+    model = build_warmstart(payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    model.eval().requires_grad_(False)
+    model.meta = payload["meta"]
+    model.sha256 = expected_sha256 or file_sha256(path)
+    return model
+
+
+def prepare_input(y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
+    """The network input for a degraded batch: float32, 3 channels, missing pixels filled, in [0, 1]."""
+    x = y.float()
+    mask = degradation.observed_mask(params)
+    if mask is not None:
+        x = fill_missing_pixels(x, mask.to(device=x.device, dtype=x.dtype))
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x.clamp(0, 1)
+
+
+class LearnedInitializer(Initializer):
+    """Runs a loaded :class:`WarmStartModel`. Subclasses set ``name`` (= the model's method) and register.
+
+    Args:
+        checkpoint: a warm-start checkpoint trained with ``flowprior train warmstart``; required.
+        seed: seeds the noise of stochastic samplers (ResFlow's y, FlowIE's start): the same seed and input
+            give bit-identical outputs.
+        expected_sha256: refuse a checkpoint file with a different hash.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, seed: int = 0,
+                 expected_sha256: str | None = None):
+        super().__init__()
+        if checkpoint is None:
+            raise UsageError(f"the {self.name!r} warm start needs a trained checkpoint: set the restore "
+                             f"recipe key init_checkpoint (e.g. --set init_checkpoint=PATH); train one with "
+                             f"`{train_command(self.name)}`")
+        self.model = load_warmstart(checkpoint, expected_sha256)
+        if self.model.method != self.name:
+            raise UsageError(f"{checkpoint} holds a {self.model.method!r} warm start, not {self.name!r}; "
+                             f"use --init {self.model.method}")
+        self.seed = seed
+
+    @torch.no_grad()
+    def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
+        lq = prepare_input(y, degradation, params)
+        self.model.to(lq.device)
+        x0 = self.model.restore(lq, torch.Generator().manual_seed(self.seed)).clamp(0, 1)
+        if y.shape[1] == 1:
+            x0 = x0.mean(1, keepdim=True)
+        return x0.to(y.dtype)
