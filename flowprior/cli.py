@@ -131,16 +131,22 @@ def _run_metrics(args: argparse.Namespace) -> int:
 def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "restore",
-        help="restore a degraded image with the flow prior",
-        description="Restore IN by latent MAP under the flow prior and write OUT plus OUT.json (resolved recipe, "
-        "operator params, per-stage energies, timings, model sha256). Never writes over IN.",
+        help="restore a degraded image, or a folder of them, with the flow prior",
+        description="Restore IN by latent MAP under the flow prior and write OUT plus OUT.json (provenance: input "
+        "and output sha256, resolved recipe, seed, operator params, tiling, timings, model sha256, library "
+        "versions, warnings). When IN is a folder, OUT is the output folder: relative paths and stems are kept, "
+        "finished files are skipped, failures are summarized, and OUT/flowprior-manifest.jsonl logs the run "
+        "(exit 0 all ok, 1 some failed, 2 usage error, 3 fatal). Never writes over or inside IN. "
+        "See docs/batch.md.",
     )
-    parser.add_argument("input", metavar="IN", help="the degraded image")
-    parser.add_argument("-o", "--output", metavar="OUT", required=True, help="the restored image (.png/.tif keep 16 bit)")
+    parser.add_argument("input", metavar="IN", help="the degraded image, or a folder of images")
+    parser.add_argument("-o", "--output", metavar="OUT", required=True,
+                        help="the restored image (.png/.tif keep 16 bit), or the output folder")
     parser.add_argument("-d", "--degradation", default=None, metavar="SPEC",
                         help="what happened to IN, e.g. 'jpeg+noise+mask' (default: the recipe's)")
     parser.add_argument("--mask", metavar="M", default=None,
-                        help="mask image of missing pixels: nonzero (white) = observed, 0 (black) = missing")
+                        help="mask image of missing pixels: nonzero (white) = observed, 0 (black) = missing "
+                        "(folders: each file's sibling STEM.mask.png is used)")
     parser.add_argument("--invert-mask", action="store_true", help="flip the mask: nonzero = missing")
     parser.add_argument("--recipe", metavar="R", default="auto",
                         help="a restore recipe: a YAML path, a name in recipes/restore, or 'auto' (default): the "
@@ -150,28 +156,103 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of the operator's parameter sampler")
     parser.add_argument("--init", default=None, help="warm start (default: the recipe's, 'identity')")
     parser.add_argument("--model", default=None, help="prior checkpoint path, or 'default' (embedded)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--params-from", metavar="SIDECAR", default=None,
+                        help="replay the run recorded in an OUT.json sidecar bit for bit (recipe, seed, tiling, "
+                        "mask, colour mode, strength)")
+    fidelity = parser.add_argument_group("fidelity and review")
+    fidelity.add_argument("--chroma", choices=("auto", "keep", "restore"), default=None,
+                          help="keep: restore luminance only, keep the input's chroma (toned, sepia prints); "
+                          "restore: restore colour; auto (default): keep for toned/monochrome images")
+    fidelity.add_argument("--strength", type=float, default=None, metavar="S",
+                          help="blend toward the input: 1 = restoration (default), 0 = input")
+    fidelity.add_argument("--compare", action="store_true",
+                          help="also write STEM.compare.png: input and restoration side by side")
+    fidelity.add_argument("--quality", type=int, default=None, metavar="Q",
+                          help="JPEG/WebP quality, for lossy outputs only")
+    batch = parser.add_argument_group("folders")
+    batch.add_argument("--recursive", action="store_true", help="also restore the images in subfolders")
+    batch.add_argument("--suffix", default="", help="added to every output stem (default: none)")
+    batch.add_argument("--format", default="auto", choices=("auto", "png", "tif", "jpg", "webp"),
+                       help="output format; auto (default): the input's when lossless (PNG, TIFF, lossless WebP), "
+                       "else PNG")
+    batch.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
+    batch.add_argument("--limit", type=int, default=None, metavar="N", help="restore at most N files (a sample)")
+    batch.add_argument("--dry-run", action="store_true",
+                       help="list the work with estimated time and peak memory; write nothing")
+    batch.add_argument("--manifest", default=None, metavar="PATH",
+                       help="JSON-lines run log (default OUT/flowprior-manifest.jsonl)")
+    batch.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: one file after another (default); ray: spread files over a Ray cluster "
+                       "(RAY_ADDRESS, else a local instance; pip install 'flowprior[ray]')")
+    parser.add_argument("--max-memory", default=None, metavar="SIZE",
+                        help="bound peak memory, e.g. 4GiB: picks how many tiles are solved at once")
+    parser.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                        help="bar: files and tiles (default); json: JSON lines on stderr; none")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
     parser.set_defaults(handler=_run_restore)
 
 
 def _run_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from flowprior.recipe import find_recipe
     from flowprior.restoration import auto_recipe_name, split_settings
-    from flowprior.restore_file import restore_file
 
     recipe_settings, operator_params = split_settings(parse_set_options(args.overrides))
-    recipe_name = args.recipe
-    if recipe_name == "auto":
-        recipe_name = auto_recipe_name(args.degradation or "jpeg+noise")
-    recipe_path = find_recipe(recipe_name, "restore")
-    sidecar = restore_file(
-        args.input, args.output, degradation=args.degradation, mask=args.mask, invert_mask=args.invert_mask,
-        recipe=recipe_path, settings=recipe_settings, operator_params=operator_params, steps=args.steps,
-        seed=args.seed, init=args.init, model=args.model, progress=not args.quiet,
-    )
+    recipe_path = None
+    if args.params_from is None:
+        recipe_name = args.recipe if args.recipe != "auto" else auto_recipe_name(args.degradation or "jpeg+noise")
+        recipe_path = find_recipe(recipe_name, "restore")
+    elif args.recipe != "auto":
+        raise UsageError("--params-from replays a recorded recipe; it cannot be combined with --recipe")
+    progress = "none" if args.quiet else args.progress
+    solve = {"degradation": args.degradation, "recipe": recipe_path, "settings": recipe_settings or None,
+             "operator_params": operator_params or None, "steps": args.steps, "seed": args.seed, "init": args.init,
+             "model": args.model, "chroma": args.chroma, "strength": args.strength, "quality": args.quality}
+    from flowprior.batch import memory_planner, parse_size
+
+    max_memory = None if args.max_memory is None else parse_size(args.max_memory)
+    if Path(args.input).is_dir():
+        return _run_restore_folder(args, solve, progress, max_memory)
+    folder_only = [flag for flag, on in (("--recursive", args.recursive), ("--suffix", args.suffix),
+                                          ("--format", args.format != "auto"), ("--overwrite", args.overwrite),
+                                          ("--limit", args.limit is not None), ("--dry-run", args.dry_run),
+                                          ("--manifest", args.manifest), ("--backend", args.backend != "local"))
+                   if on]
+    if folder_only:
+        raise UsageError(f"{', '.join(folder_only)} apply to folders; IN is a file")
+    from flowprior.restore_file import restore_file
+
+    sidecar = restore_file(args.input, args.output, mask=args.mask, invert_mask=args.invert_mask,
+                           progress=progress == "bar", compare=args.compare, params_from=args.params_from,
+                           memory_planner=None if max_memory is None else memory_planner(max_memory), **solve)
     seconds = sidecar["timings_s"]["total"]
     print(f"wrote {args.output} and {args.output}.json ({sidecar['tiles']['count']} tiles, {seconds:.1f} s)")
     return 0
+
+
+def _run_restore_folder(args: argparse.Namespace, solve: dict, progress: str, max_memory: int | None) -> int:
+    from pathlib import Path
+
+    from flowprior.batch import BatchOptions, run_batch
+
+    if args.mask is not None or args.invert_mask:
+        raise UsageError("--mask is for one file; in a folder each image's sibling STEM.mask.png is its mask")
+    options = BatchOptions(recursive=args.recursive, suffix=args.suffix, format=args.format,
+                           overwrite=args.overwrite, limit=args.limit, dry_run=args.dry_run, progress=progress,
+                           manifest=None if args.manifest is None else Path(args.manifest), max_memory=max_memory,
+                           backend=args.backend)
+    summary = run_batch(args.input, args.output, options, {**solve, "compare": args.compare,
+                                                            "params_from": args.params_from})
+    if args.dry_run:
+        return 0
+    print(f"restored {len(summary.restored)}, skipped {len(summary.skipped)} (already done), "
+          f"failed {len(summary.failed)} in {summary.seconds:.1f} s")
+    for source, message in summary.failed:
+        print(f"  failed: {source}: {message}", file=sys.stderr)
+    if summary.fatal:
+        print(f"{PROG}: fatal: {summary.fatal}; the batch stopped (rerun to resume)", file=sys.stderr)
+    return summary.exit_code
 
 
 # --------------------------------------------------------------------------------------------------- train
@@ -189,6 +270,18 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     prior.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt when it exists")
     prior.add_argument("--quiet", action="store_true", help="no progress bar")
     prior.set_defaults(handler=_run_train_prior)
+    warm = models.add_parser("warmstart", help="train a learned warm start (ResFlow, IR-Flow or FlowIE)",
+                             description="Train a warm start on degraded/clean pairs synthesized on the fly from the "
+                             "photo pool; writes last.pt (resumable), warmstart.pt, best.pt and log.jsonl into the "
+                             "recipe's output folder. Restore with it: flowprior restore --init METHOD "
+                             "--set init_checkpoint=OUTPUT/best.pt.")
+    warm.add_argument("--method", required=True, choices=("resflow", "irflow", "flowie"), help="which warm start")
+    warm.add_argument("--recipe", metavar="R", default=None,
+                      help="a training recipe: a YAML path or a name in recipes/train (default: warmstart-METHOD)")
+    _add_set_option(warm, "a recipe key, e.g. optim.steps=5000 or irflow.width=48")
+    warm.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt when it exists")
+    warm.add_argument("--quiet", action="store_true", help="no progress bar")
+    warm.set_defaults(handler=_run_train_warmstart)
 
 
 def _run_train_prior(args: argparse.Namespace) -> int:
@@ -197,6 +290,22 @@ def _run_train_prior(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(PriorTrainRecipe, find_recipe(args.recipe, "train"), parse_set_options(args.overrides))
     summary = train_prior(recipe, resume=args.resume, progress=not args.quiet)
+    print(json.dumps({"output": recipe.output, **summary}))
+    return 0
+
+
+def _run_train_warmstart(args: argparse.Namespace) -> int:
+    from flowprior.recipe import find_recipe, load_recipe
+    from flowprior.train_warmstart import WarmstartTrainRecipe, train_warmstart
+
+    path = find_recipe(args.recipe or f"warmstart-{args.method}", "train")
+    overrides = parse_set_options(args.overrides)
+    stated = load_recipe(WarmstartTrainRecipe, path, overrides).method
+    if args.recipe is not None and "method" not in overrides and stated != args.method:
+        raise UsageError(f"recipe {args.recipe} trains {stated!r}, not {args.method!r}: "
+                         f"pass --method {stated} or another recipe")
+    recipe = load_recipe(WarmstartTrainRecipe, path, {**overrides, "method": args.method})
+    summary = train_warmstart(recipe, resume=args.resume, progress=not args.quiet)
     print(json.dumps({"output": recipe.output, **summary}))
     return 0
 

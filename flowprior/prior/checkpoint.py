@@ -6,7 +6,6 @@ The sha256 of the whole file identifies a model (recorded in model cards and in 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -16,16 +15,9 @@ import torch
 from torch import nn
 
 from flowprior.errors import UsageError
+from flowprior.hashing import file_sha256  # also imported from here by training and warm-start code
 
 FORMAT = "flowprior-checkpoint-v1"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(path: str | Path, config: dict[str, Any], state_dict: dict[str, Any],

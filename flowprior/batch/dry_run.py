@@ -1,0 +1,73 @@
+"""``--dry-run``: the work list with estimated seconds and peak memory per file; nothing is written."""
+
+from __future__ import annotations
+
+import json
+
+from flowprior.batch.memory import BYTES_PER_PIXEL, current_rss, format_size, plan_memory, tile_count
+from flowprior.errors import UsageError
+
+
+def _steps(recipe, prior) -> int:
+    return sum(stage.steps for stage in recipe.stages(prior.num_levels))
+
+
+def dry_run(items, todo, recipe, prior, cost, options, summary, echo) -> None:
+    """Fill ``summary.planned`` and print the work list with estimated seconds and peak memory per file."""
+    baseline, steps, chosen = current_rss(), _steps(recipe, prior), {id(i) for i in todo}
+    total_seconds, peak = 0.0, baseline
+    for item in items:
+        row = {"input": str(item.relative), "output": str(item.target), "action": item.action, "note": item.note}
+        if item.action in ("restore", "redo") and id(item) not in chosen:
+            row["action"] = "beyond --limit"
+        elif id(item) in chosen and item.size is not None:
+            h, w = item.size
+            tiles = tile_count(h, w, recipe, prior.patch_size)
+            chunk = min(tiles, recipe.tiling.max_tiles or tiles)
+            if options.max_memory is not None:
+                try:
+                    chunk = plan_memory(h, w, recipe, prior.patch_size, cost, options.max_memory, baseline)[
+                        "max_tiles"
+                    ]
+                except UsageError as error:
+                    row["note"] = str(error)
+            row.update(
+                size=[h, w],
+                tiles=tiles,
+                max_tiles=chunk,
+                seconds=round(tiles * steps * cost.seconds_per_tile_step, 1),
+                peak_bytes=int(baseline + BYTES_PER_PIXEL * h * w + chunk * cost.bytes_per_tile),
+            )
+            total_seconds += row["seconds"]
+            peak = max(peak, row["peak_bytes"])
+        summary.planned.append(row)
+    if options.progress == "json":
+        for row in summary.planned:
+            echo(json.dumps(row))
+        echo(
+            json.dumps(
+                {
+                    "total_seconds": round(total_seconds, 1),
+                    "peak_bytes": peak,
+                    "steps": steps,
+                    "seconds_per_tile_step": cost.seconds_per_tile_step,
+                    "bytes_per_tile": cost.bytes_per_tile,
+                }
+            )
+        )
+        return
+    for row in summary.planned:
+        extra = ""
+        if "tiles" in row:
+            extra = (
+                f"  {row['size'][0]}x{row['size'][1]}  {row['tiles']} tiles  ~{row['seconds']:.0f} s"
+                f"  ~{format_size(row['peak_bytes'])}"
+            )
+        echo(
+            f"{row['action']:>14}  {row['input']} -> {row['output']}{extra}{'  ' + row['note'] if row['note'] else ''}"
+        )
+    echo(
+        f"{len(todo)} to restore, ~{total_seconds / 60:.1f} min, peak ~{format_size(peak)} "
+        f"({steps} steps; measured {cost.seconds_per_tile_step * 1e3:.1f} ms and "
+        f"{format_size(cost.bytes_per_tile)} per tile-step)"
+    )

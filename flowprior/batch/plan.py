@@ -1,0 +1,164 @@
+"""The work list of a folder batch: which files are inputs, where each output goes and what happens to it.
+
+Nothing here writes an image; :func:`remove_stale_temporaries` only deletes what a killed run left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from flowprior.errors import UsageError
+from flowprior.restore_file import compare_path, sidecar_path
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
+FORMATS = {"auto": None, "png": ".png", "tif": ".tif", "tiff": ".tif", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
+
+
+@dataclass
+class WorkItem:
+    """One input and what the batch will do with it: ``restore``, ``redo``, ``skip`` (finished) or ``error``."""
+
+    source: Path
+    relative: Path
+    target: Path
+    action: str
+    mask: Path | None = None
+    size: tuple[int, int] | None = None  # (H, W), upright; None when the header could not be read
+    note: str = ""
+
+
+def _is_input(path: Path) -> bool:
+    name = path.name
+    return (
+        not name.startswith(".")
+        and path.suffix.lower() in IMAGE_SUFFIXES
+        and not path.stem.lower().endswith((".mask", ".compare"))
+    )
+
+
+def _list_inputs(root: Path, recursive: bool) -> list[Path]:
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        found += [Path(folder) / name for name in files if _is_input(Path(name))]
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _lossless_webp(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return False
+    return head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8L"
+
+
+def output_suffix(source: Path, fmt: str = "auto") -> str:
+    """The output file's suffix: the input's when lossless (PNG, TIFF, lossless WebP), else ``.png``."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if FORMATS[fmt]:
+        return FORMATS[fmt]
+    suffix = source.suffix.lower()
+    if suffix in (".png", ".tif", ".tiff") or (suffix == ".webp" and _lossless_webp(source)):
+        return source.suffix
+    return ".png"
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as im:
+            width, height = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - any unreadable header: the file fails later with a clear read error
+        return None
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def plan_batch(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    recursive: bool = False,
+    suffix: str = "",
+    fmt: str = "auto",
+    overwrite: bool = False,
+) -> list[WorkItem]:
+    """The work list, in order, with what will happen to each input (nothing is written).
+
+    Raises:
+        UsageError: a missing input folder, or an output folder that is the input folder or inside it.
+    """
+    source_root, target_root = Path(input_dir), Path(output_dir)
+    if not source_root.is_dir():
+        raise UsageError(f"input folder not found: {source_root}")
+    real_source, real_target = source_root.resolve(), target_root.resolve()
+    if _inside(real_target, real_source):
+        raise UsageError(
+            f"the output folder {target_root} is inside the input folder {source_root}; "
+            "choose a folder outside it (inputs are never written to)"
+        )
+    if "/" in suffix or "\\" in suffix:
+        raise UsageError(f"--suffix may not contain a path separator: {suffix!r}")
+    sources = _list_inputs(source_root, recursive)
+    real_inputs = {p.resolve() for p in sources}
+    items, claimed = [], {}
+    for source in sources:
+        relative = source.relative_to(source_root)
+        target = target_root / relative.parent / (relative.stem + suffix + output_suffix(source, fmt))
+        mask = source.with_name(source.stem + ".mask.png")
+        item = WorkItem(source, relative, target, "restore", mask if mask.is_file() else None)
+        real = target.resolve()
+        try:
+            regular = stat.S_ISREG(os.stat(source).st_mode)
+        except OSError as error:
+            regular, item.note = False, f"cannot read {source}: {error.strerror or error}"
+        if not regular:
+            item.action, item.note = "error", item.note or f"{source} is not a regular file"
+        elif _inside(real, real_source) or real in real_inputs:
+            item.action, item.note = "error", f"its output {target} would be inside the input tree"
+        elif target.exists() and sidecar_path(target).exists() and not overwrite:
+            item.action = "skip"
+        elif target.exists() and not overwrite:
+            item.action, item.note = "redo", "an earlier run left the image without its sidecar"
+        if item.action in ("restore", "redo"):
+            item.size = _header_size(source)
+        claimed.setdefault(real, []).append(item)
+        items.append(item)
+    for shared in (group for group in claimed.values() if len(group) > 1):
+        names = ", ".join(str(i.relative) for i in shared)
+        for item in shared:
+            item.action, item.note = (
+                "error",
+                f"{names} would all be written to {item.target}; rename or use --format",
+            )
+    return items
+
+
+def remove_stale_temporaries(items: list[WorkItem]) -> int:
+    """Delete the temporary files (``.NAME.xxxxxxxx.tmp``) that a killed run left for planned outputs; returns how
+    many. Each output folder is listed once, and only names of this batch's outputs are touched."""
+    finals: dict[Path, set[str]] = {}
+    for item in items:
+        for final in (item.target, sidecar_path(item.target), compare_path(item.target)):
+            finals.setdefault(final.parent, set()).add(final.name)
+    pattern, removed = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp"), 0
+    for folder, names in finals.items():
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            match = pattern.fullmatch(entry.name)
+            if match and match.group(1) in names and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed += 1
+    return removed

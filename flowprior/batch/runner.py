@@ -1,0 +1,187 @@
+"""The local runner: :func:`run_batch` plans a folder, writes the manifest and restores file after file (or hands
+the files to the Ray backend)."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flowprior import __version__
+from flowprior.batch.dry_run import dry_run
+from flowprior.batch.item import record, restore_item
+from flowprior.batch.manifest import MANIFEST_NAME, Manifest
+from flowprior.batch.memory import measure_tile_cost, memory_planner
+from flowprior.batch.options import PROGRESS_MODES, BatchOptions, BatchSummary
+from flowprior.batch.plan import plan_batch, remove_stale_temporaries
+from flowprior.batch.progress import Reporter
+from flowprior.batch.ray_backend import run_on_ray
+from flowprior.errors import UsageError
+
+
+def _resolve_settings(restore: dict[str, Any]):
+    """(recipe, prior, restore_file kwargs) shared by every file of the batch; the model is loaded once."""
+    from flowprior.restoration import build_recipe, load_model, with_total_steps
+    from flowprior.restore_file import replay_options
+
+    kwargs = {key: restore.get(key) for key in ("chroma", "strength", "quality")}
+    kwargs["compare"] = bool(restore.get("compare"))
+    if restore.get("params_from"):
+        conflicting = [
+            k
+            for k in (
+                "degradation",
+                "settings",
+                "operator_params",
+                "steps",
+                "seed",
+                "init",
+                "model",
+                "chroma",
+                "strength",
+            )
+            if restore.get(k)
+        ]
+        if conflicting:
+            raise UsageError(f"--params-from cannot be combined with {', '.join(conflicting)}")
+        replay = replay_options(restore["params_from"])
+        recipe = replay["recipe"]
+        kwargs.update(
+            chroma=replay["chroma"], strength=replay["strength"], quality=kwargs["quality"] or replay["quality"]
+        )
+    else:
+        overrides = dict(restore.get("settings") or {})
+        for key in ("degradation", "seed", "init", "model"):
+            if restore.get(key) is not None:
+                overrides[key] = restore[key]
+        recipe = build_recipe(restore.get("recipe"), overrides, restore.get("operator_params") or {})
+    prior = load_model(recipe.model)
+    if restore.get("steps") is not None:
+        recipe = with_total_steps(recipe, restore["steps"], prior.num_levels)
+    return recipe, prior, kwargs
+
+
+def run_batch(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    options: BatchOptions | None = None,
+    restore: dict[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
+) -> BatchSummary:
+    """Restore every image of ``input_dir`` into ``output_dir`` (:mod:`flowprior.batch` has the rules).
+
+    Args:
+        input_dir, output_dir: folders; ``output_dir`` is created.
+        options: walking, naming, resume and reporting options.
+        restore: solve settings: ``degradation``, ``recipe``, ``settings``, ``operator_params``, ``steps``, ``seed``,
+            ``init``, ``model``, ``chroma``, ``strength``, ``quality``, ``compare``, ``params_from`` (as for
+            :func:`flowprior.restore_file.restore_file`; ``params_from`` applies one sidecar's settings to all).
+        echo: where the dry-run table and the summary lines go.
+
+    Returns:
+        A :class:`BatchSummary`; ``exit_code`` is 3 when the batch stopped early.
+
+    Raises:
+        UsageError: bad options or folders, before anything is written.
+    """
+    options, restore = options or BatchOptions(), dict(restore or {})
+    if options.progress not in PROGRESS_MODES:
+        raise UsageError(f"--progress must be one of {', '.join(PROGRESS_MODES)}, not {options.progress!r}")
+    if options.backend not in ("local", "ray"):
+        raise UsageError(f"--backend must be local or ray, not {options.backend!r}")
+    if options.limit is not None and options.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {options.limit}")
+    started = time.perf_counter()
+    items = plan_batch(
+        input_dir,
+        output_dir,
+        recursive=options.recursive,
+        suffix=options.suffix,
+        fmt=options.format,
+        overwrite=options.overwrite,
+    )
+    recipe, prior, kwargs = _resolve_settings(restore)
+    for item in items:
+        fmt_ok = item.target.suffix.lower() in (".jpg", ".jpeg", ".webp") or kwargs["quality"] is None
+        if not fmt_ok:
+            raise UsageError("--quality applies to lossy outputs only; add --format jpg or webp")
+    todo = [i for i in items if i.action in ("restore", "redo")]
+    if options.limit is not None:
+        todo = todo[: options.limit]
+    need_cost = options.dry_run or options.max_memory is not None
+    cost = measure_tile_cost(prior, recipe) if need_cost else None
+    planner = None if options.max_memory is None else memory_planner(options.max_memory, cost)
+    summary = BatchSummary(run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3))
+    if options.dry_run:
+        dry_run(items, todo, recipe, prior, cost, options, summary, echo)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    target_root = Path(output_dir)
+    try:
+        target_root.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(items)
+        manifest = Manifest(options.manifest or target_root / MANIFEST_NAME, summary.run_id)
+        manifest.write(
+            "run_start",
+            flowprior_version=__version__,
+            input_dir=str(input_dir),
+            output_dir=str(output_dir),
+            files=len(items),
+            to_restore=len(todo),
+            argv=sys.argv,
+            options={k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()},
+            recipe=_recipe_dict(recipe),
+            model_sha256=getattr(prior, "sha256", None),
+        )
+    except OSError as error:
+        summary.fatal = f"cannot write to {target_root}: {error.strerror or error}"
+        return summary
+    report = Reporter(options.progress, todo, echo)
+    try:
+        for item in items:
+            if item.action == "skip":
+                summary.skipped.append(str(item.source))
+                manifest.write("file", input=str(item.source), output=str(item.target), status="skipped",
+                               reason="finished in an earlier run")
+            elif item.action == "error":
+                summary.failed.append((str(item.source), item.note))
+                manifest.write("file", input=str(item.source), output=str(item.target), status="failed",
+                               error=item.note)
+        if options.backend == "ray":
+            run_on_ray(todo, recipe, kwargs, options, getattr(prior, "sha256", None), manifest, report, summary)
+        else:
+            for item in todo:
+                report.start(item)
+                outcome = restore_item(item, recipe, prior, kwargs, planner, options.progress == "bar")
+                record(item, outcome, manifest, report, summary)
+                if summary.fatal:
+                    break
+    except KeyboardInterrupt:
+        manifest.write("run_end", status="interrupted", **_counts(summary))
+        raise
+    finally:
+        report.close()
+    summary.seconds = time.perf_counter() - started
+    manifest.write(
+        "run_end",
+        status="fatal" if summary.fatal else "finished",
+        exit_code=summary.exit_code,
+        seconds=round(summary.seconds, 3),
+        fatal=summary.fatal,
+        **_counts(summary),
+    )
+    return summary
+
+
+def _counts(summary: BatchSummary) -> dict[str, int]:
+    return {"restored": len(summary.restored), "skipped": len(summary.skipped), "failed": len(summary.failed)}
+
+
+def _recipe_dict(recipe) -> dict[str, Any]:
+    from flowprior.recipe import to_dict
+
+    return to_dict(recipe)
