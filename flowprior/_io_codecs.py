@@ -2,17 +2,24 @@
 
 Pillow keeps 16-bit colour images only as 8-bit in memory, so the 16-bit colour/alpha encoders live here:
 
-* :func:`encode_png` - a small PNG encoder (colour types 0/2/4/6 at 8 or 16 bits) with ``iCCP`` and ``eXIf``
+* :func:`write_png` - a small PNG encoder (colour types 0/2/4/6 at 8 or 16 bits) with ``iCCP`` and ``eXIf``
   chunks, per-row adaptive filtering (the libpng "minimum sum of absolute differences" heuristic).
-* :func:`encode_tiff` - a baseline TIFF encoder (Deflate + horizontal predictor) with the ICC tag.
+* :func:`write_tiff` - a baseline TIFF encoder (Deflate + horizontal predictor) with the ICC tag.
+
+Both stream: they read the image in blocks of rows (``rows[y0:y1]`` of anything shaped (H, W, C) - a numpy array,
+or a store that decodes or loads rows on demand) and write to a seekable file, so encoding needs memory for a
+block of rows, not for the whole image. The bytes are the same as encoding the whole array at once
+(:func:`encode_png`, :func:`encode_tiff`): one zlib stream fed in pieces compresses to the same bytes.
 
 and the EXIF orientation helpers shared by every decode path.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
+from typing import BinaryIO
 
 import numpy as np
 
@@ -34,18 +41,19 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 _FILTER_COST = np.minimum(np.arange(256), 256 - np.arange(256)).astype(np.uint8)  # |byte read as signed|
 
 
-def _filter_rows(raw: np.ndarray, bpp: int) -> np.ndarray:
+def _filter_rows(raw: np.ndarray, bpp: int, above: np.ndarray | None = None) -> np.ndarray:
     """PNG-filter every row of ``raw`` ((H, rowbytes) uint8) and prepend the filter byte.
 
-    All five filters are computed for all rows at once (they depend on the *unfiltered* neighbours only), and each
-    row keeps the one with the smallest sum of absolute values read as signed bytes (libpng's heuristic).
+    ``above``: the unfiltered row before ``raw[0]`` (None for the image's first row). All five filters are computed
+    for all rows at once (they depend on the *unfiltered* neighbours only), and each row keeps the one with the
+    smallest sum of absolute values read as signed bytes (libpng's heuristic).
     """
+    before = np.zeros_like(raw[:1]) if above is None else above[None]
     left = np.zeros_like(raw)
     left[:, bpp:] = raw[:, :-bpp]
-    up = np.zeros_like(raw)
-    up[1:] = raw[:-1]
+    up = np.concatenate([before, raw[:-1]])
     up_left = np.zeros_like(raw)
-    up_left[1:, bpp:] = raw[:-1, :-bpp]
+    up_left[:, bpp:] = up[:, :-bpp]
     a, b, c = left.astype(np.int16), up.astype(np.int16), up_left.astype(np.int16)
     pa, pb, pc = (
         np.abs(b - c),
@@ -65,23 +73,55 @@ def _filter_rows(raw: np.ndarray, bpp: int) -> np.ndarray:
     return np.concatenate([choice[:, None], best], axis=1)
 
 
+_BLOCK_BYTES = 1 << 20  # raw bytes per block of rows that the streaming encoders hold at once
+
+
+def _block_rows(row_bytes: int) -> int:
+    return max(1, _BLOCK_BYTES // max(1, row_bytes))
+
+
+def write_png(handle: BinaryIO, rows, icc_profile: bytes | None = None, exif: bytes | None = None) -> None:
+    """Encode ``rows`` ((H, W, C) uint8/uint16, C in 1..4: gray, gray+alpha, RGB, RGBA) as PNG into ``handle``.
+
+    The image data is one ``IDAT`` chunk whose length and CRC are filled in once the compressed stream is written
+    (``handle`` must be seekable); rows are filtered and compressed a block at a time.
+    """
+    h, w, c = rows.shape
+    depth = 16 if rows.dtype == np.uint16 else 8
+    row_bytes = w * c * depth // 8
+    handle.write(_PNG_SIGNATURE)
+    handle.write(_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _PNG_COLOUR_TYPE[c], 0, 0, 0)))
+    if icc_profile:
+        handle.write(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
+    if exif:
+        handle.write(_chunk(b"eXIf", exif.removeprefix(EXIF_HEADER)))  # the PNG chunk holds the bare TIFF blob
+    length_at = handle.tell()
+    handle.write(b"\0\0\0\0IDAT")
+    compressor, crc, length, above = zlib.compressobj(6), zlib.crc32(b"IDAT"), 0, None
+    step = _block_rows(row_bytes)
+    for y0 in range(0, h, step):
+        block = rows[y0 : min(y0 + step, h)]
+        samples = block.astype(">u2") if depth == 16 else block.astype(np.uint8, copy=False)
+        raw = np.frombuffer(np.ascontiguousarray(samples).tobytes(), dtype=np.uint8).reshape(-1, row_bytes)
+        data = compressor.compress(_filter_rows(raw, c * depth // 8, above).tobytes())
+        above = raw[-1].copy()
+        crc, length = zlib.crc32(data, crc), length + len(data)
+        handle.write(data)
+    data = compressor.flush()
+    crc, length = zlib.crc32(data, crc), length + len(data)
+    handle.write(data + struct.pack(">I", crc & 0xFFFFFFFF))
+    end = handle.tell()
+    handle.seek(length_at)
+    handle.write(struct.pack(">I", length))
+    handle.seek(end)
+    handle.write(_chunk(b"IEND", b""))
+
+
 def encode_png(array: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None) -> bytes:
     """Encode an (H, W, C) uint8/uint16 array, C in 1..4 (gray, gray+alpha, RGB, RGBA), as PNG bytes."""
-    h, w, c = array.shape
-    depth = 16 if array.dtype == np.uint16 else 8
-    samples = array.astype(">u2") if depth == 16 else array.astype(np.uint8)
-    raw = np.frombuffer(samples.tobytes(), dtype=np.uint8).reshape(h, w * c * depth // 8)
-    out = [
-        _PNG_SIGNATURE,
-        _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _PNG_COLOUR_TYPE[c], 0, 0, 0)),
-    ]
-    if icc_profile:
-        out.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
-    if exif:
-        out.append(_chunk(b"eXIf", exif.removeprefix(EXIF_HEADER)))  # the PNG chunk holds the bare TIFF blob
-    out.append(_chunk(b"IDAT", zlib.compress(_filter_rows(raw, c * depth // 8).tobytes(), 6)))
-    out.append(_chunk(b"IEND", b""))
-    return b"".join(out)
+    buffer = io.BytesIO()
+    write_png(buffer, array, icc_profile, exif)
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------------------------- TIFF
@@ -90,32 +130,51 @@ _SHORT, _LONG, _UNDEFINED = 3, 4, 7
 _TYPE_FORMAT = {_SHORT: "H", _LONG: "I", _UNDEFINED: "B"}
 
 
-def encode_tiff(array: np.ndarray, icc_profile: bytes | None = None) -> bytes:
-    """Encode an (H, W, C) uint8/uint16 array, C in 1..4, as a little-endian baseline TIFF.
+def write_tiff(handle: BinaryIO, rows, icc_profile: bytes | None = None) -> None:
+    """Encode ``rows`` ((H, W, C) uint8/uint16, C in 1..4) as a little-endian baseline TIFF into ``handle``.
 
     Deflate compression with the horizontal-differencing predictor (tag 317 = 2), strips of about 256 KiB,
-    ``ExtraSamples = 2`` (unassociated alpha) for 2 or 4 channels, and the ICC profile in tag 34675.
+    ``ExtraSamples = 2`` (unassociated alpha) for 2 or 4 channels, and the ICC profile in tag 34675. The header
+    and directory come first; their strip offsets and sizes are filled in once the strips are written (``handle``
+    must be seekable), one strip in memory at a time.
     """
-    h, w, c = array.shape
-    depth = 16 if array.dtype == np.uint16 else 8
+    h, w, c = rows.shape
+    depth = 16 if rows.dtype == np.uint16 else 8
     dtype = np.dtype("<u2") if depth == 16 else np.dtype(np.uint8)
-    samples = array.astype(dtype)
-    diff = samples.copy()
-    diff[:, 1:] = samples[:, 1:] - samples[:, :-1]  # modular (unsigned) differences, as predictor 2 defines
     row_bytes = w * c * dtype.itemsize
     rows_per_strip = max(1, (1 << 18) // row_bytes)
-    strips = [zlib.compress(diff[y : y + rows_per_strip].tobytes(), 6) for y in range(0, h, rows_per_strip)]
+    count = -(-h // rows_per_strip)
+    origin = handle.tell()
+    header = _tiff_header(w, h, c, depth, rows_per_strip, [0] * count, [0] * count, icc_profile)
+    handle.write(header)
+    sizes = []
+    for y in range(0, h, rows_per_strip):
+        samples = rows[y : y + rows_per_strip].astype(dtype)
+        diff = samples.copy()
+        diff[:, 1:] = samples[:, 1:] - samples[:, :-1]  # modular (unsigned) differences, as predictor 2 defines
+        strip = zlib.compress(diff.tobytes(), 6)
+        sizes.append(len(strip))
+        handle.write(strip)
+    end = handle.tell()
+    offsets = np.cumsum([len(header)] + sizes[:-1]).tolist()
+    handle.seek(origin)
+    handle.write(_tiff_header(w, h, c, depth, rows_per_strip, offsets, sizes, icc_profile))
+    handle.seek(end)
 
+
+def _tiff_header(w: int, h: int, c: int, depth: int, rows_per_strip: int, offsets: list[int], sizes: list[int],
+                 icc_profile: bytes | None) -> bytes:
+    """Header, IFD and out-of-line values; the strips follow at ``offsets`` (its length does not depend on them)."""
     tags: list[tuple[int, int, list[int] | bytes]] = [
         (256, _LONG, [w]),
         (257, _LONG, [h]),
         (258, _SHORT, [depth] * c),
         (259, _SHORT, [8]),  # Adobe Deflate
         (262, _SHORT, [2 if c >= 3 else 1]),  # RGB or BlackIsZero
-        (273, _LONG, [0] * len(strips)),  # strip offsets, filled in below
+        (273, _LONG, offsets),
         (277, _SHORT, [c]),
         (278, _LONG, [rows_per_strip]),
-        (279, _LONG, [len(s) for s in strips]),
+        (279, _LONG, sizes),
         (284, _SHORT, [1]),  # chunky (interleaved) samples
         (317, _SHORT, [2]),
     ]
@@ -126,32 +185,28 @@ def encode_tiff(array: np.ndarray, icc_profile: bytes | None = None) -> bytes:
         tags.append((34675, _UNDEFINED, icc_profile))
 
     layout = [
-        (
-            tag,
-            kind,
-            len(v),
-            bytes(v) if kind == _UNDEFINED else struct.pack(f"<{len(v)}{_TYPE_FORMAT[kind]}", *v),
-        )
+        (tag, kind, len(v), bytes(v) if kind == _UNDEFINED else struct.pack(f"<{len(v)}{_TYPE_FORMAT[kind]}", *v))
         for tag, kind, v in tags
     ]
     values_at = 8 + 2 + 12 * len(layout) + 4  # header, then the IFD, then out-of-line values, then strips
-    data_at = values_at + sum(
-        len(p) + len(p) % 2 for *_, p in layout if len(p) > 4
-    )  # values stay word-aligned
-    offsets = np.cumsum([data_at] + [len(s) for s in strips[:-1]]).tolist()
-    layout = [(t, k, n, struct.pack(f"<{n}I", *offsets) if t == 273 else p) for t, k, n, p in layout]
-
     entries, blobs, cursor = [], [], values_at
     for tag, kind, n, payload in layout:
         if len(payload) > 4:
             entries.append(struct.pack("<HHII", tag, kind, n, cursor))
-            blobs.append(payload + b"\x00" * (len(payload) % 2))
+            blobs.append(payload + b"\x00" * (len(payload) % 2))  # values stay word-aligned
             cursor += len(blobs[-1])
         else:
             entries.append(struct.pack("<HHI", tag, kind, n) + payload.ljust(4, b"\x00"))
     header = b"II*\x00" + struct.pack("<I", 8)
     ifd = struct.pack("<H", len(entries)) + b"".join(entries) + struct.pack("<I", 0)
-    return header + ifd + b"".join(blobs) + b"".join(strips)
+    return header + ifd + b"".join(blobs)
+
+
+def encode_tiff(array: np.ndarray, icc_profile: bytes | None = None) -> bytes:
+    """Encode an (H, W, C) uint8/uint16 array, C in 1..4, as TIFF bytes (see :func:`write_tiff`)."""
+    buffer = io.BytesIO()
+    write_tiff(buffer, array, icc_profile)
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------------------------- EXIF

@@ -1,6 +1,8 @@
 """Image files in and out: the only module that knows file formats, bit depths, EXIF, ICC profiles and alpha.
 
-Reading (:func:`read_image`) gives an :class:`Image` whose ``pixels`` are a float32 tensor (1, C, H, W) in [0, 1]:
+Reading (:func:`read_image`) gives an :class:`Image` whose ``pixels`` are a float32 tensor (1, C, H, W) in [0, 1]
+(with ``lazy=True`` it keeps the decoded 8/16-bit samples instead and converts rows on demand, :meth:`Image.rows`:
+a 50-megapixel RGB scan then holds 150 MB of samples rather than 600 MB of floats):
 
 * PNG, JPEG (also camera "MPO" JPEGs), TIFF, WebP and BMP; multi-frame files give their first frame.
 * 8- and 16-bit samples. Pillow decodes 16-bit *colour* PNG/TIFF only to 8 bits, so those are decoded with
@@ -21,6 +23,8 @@ WebP has no grayscale, so gray is stored as RGB there; 16-bit gray+alpha TIFF is
 Pillow nor OpenCV reads 2-channel 16-bit TIFF. PNG is encoded by ``flowprior._io_codecs`` at every bit depth (one
 code path for the ``iCCP``/``eXIf`` chunks), and so is 16-bit colour TIFF; the rest goes through Pillow.
 Files are written atomically: to a temporary file in the same directory, then ``os.replace``.
+:func:`write_array` writes already quantized samples given as rows (a numpy array, a :class:`RowStore` filled band
+by band, or :class:`LazyRows`); PNG and 16-bit colour TIFF are then encoded a block of rows at a time.
 
 Quantization (:func:`to_uint` / :func:`from_uint`): ``q = round(clip(x, 0, 1) * (2**b - 1))`` with ties to even,
 computed in float64, and ``x = q / (2**b - 1)``; reading then writing at the same bit depth is bit-exact.
@@ -28,13 +32,16 @@ computed in float64, and ``x = q / (2**b - 1)``; reading then writing at the sam
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import secrets
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -42,7 +49,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 from torch import Tensor
 
-from flowprior._io_codecs import EXIF_HEADER, apply_orientation, encode_png, encode_tiff, reset_orientation
+from flowprior._io_codecs import EXIF_HEADER, apply_orientation, reset_orientation, write_png, write_tiff
 
 _READ_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")  # JPEG also opens camera MPO files
 # TIFF tags that describe the pixel layout of *that* file; never carried to another file as "EXIF".
@@ -61,17 +68,19 @@ class Image:
     """A decoded image and the metadata needed to write it back faithfully.
 
     Attributes:
-        pixels: float32 (1, C, H, W) in [0, 1], C = 1 (grayscale) or 3 (RGB), upright (EXIF orientation applied).
-        alpha: float32 (1, 1, H, W) in [0, 1], or None.
+        pixels: float32 (1, C, H, W) in [0, 1], C = 1 (grayscale) or 3 (RGB), upright (EXIF orientation applied);
+            None when read with ``lazy=True`` (use :meth:`rows`).
+        alpha: float32 (1, 1, H, W) in [0, 1], or None (also when lazy: see :attr:`has_alpha`, :meth:`alpha_rows`).
         bit_depth: 8 or 16, the sample depth of the file.
         mode: the Pillow mode of the file as stored (e.g. ``"RGB"``, ``"I;16"``, ``"P"``, ``"CMYK"``).
         icc_profile: the embedded ICC profile bytes, or None.
         exif: EXIF bytes (``b"Exif\\0\\0"`` + TIFF blob, orientation reset to 1), or None.
         format: the Pillow format name (``"PNG"``, ``"JPEG"``, ``"MPO"``, ``"TIFF"``, ``"WEBP"``, ``"BMP"``).
         path: where it was read from.
+        samples: lazy reads only: the decoded (H, W, C [+ 1 alpha]) uint8/uint16 samples, upright.
     """
 
-    pixels: Tensor
+    pixels: Tensor | None
     alpha: Tensor | None
     bit_depth: int
     mode: str
@@ -79,6 +88,51 @@ class Image:
     exif: bytes | None
     format: str
     path: Path
+    samples: np.ndarray | None = None
+
+    @property
+    def channels(self) -> int:
+        """Colour channels: 1 or 3."""
+        return self.pixels.shape[1] if self.pixels is not None else self.samples.shape[2] - self.has_alpha
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W)."""
+        return tuple(self.pixels.shape[-2:]) if self.pixels is not None else self.samples.shape[:2]
+
+    @property
+    def has_alpha(self) -> bool:
+        if self.samples is not None:
+            return self.samples.shape[2] in (2, 4)
+        return self.alpha is not None
+
+    def rows(self, start: int, stop: int) -> Tensor:
+        """float32 (1, C, stop - start, W): the same values as ``pixels[..., start:stop, :]``."""
+        if self.pixels is not None:
+            return self.pixels[..., start:stop, :]
+        return _planes(self.samples[start:stop, :, : self.channels])
+
+    def alpha_rows(self, start: int, stop: int) -> Tensor | None:
+        """float32 (1, 1, stop - start, W) or None: the same values as ``alpha[..., start:stop, :]``."""
+        if self.samples is None:
+            return None if self.alpha is None else self.alpha[..., start:stop, :]
+        return _planes(self.samples[start:stop, :, self.channels :]) if self.has_alpha else None
+
+
+def _planes(samples: np.ndarray) -> Tensor:
+    """(h, W, c) uint samples -> float32 (1, c, h, W) in [0, 1]."""
+    return from_uint(samples).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a file's header says, before decoding: the upright size, the channels the decode gives, bit depth."""
+
+    height: int
+    width: int
+    channels: int  # colour channels, 1 or 3
+    alpha: bool
+    bit_depth: int
 
 
 @dataclass(frozen=True)
@@ -127,25 +181,38 @@ def to_uint(pixels: Tensor, bit_depth: int = 8) -> np.ndarray:
     """
     if bit_depth not in (8, 16):
         raise ValueError(f"bit depth must be 8 or 16, got {bit_depth}")
-    x = pixels.detach().to("cpu", torch.float64).numpy()
+    x = pixels.detach().to("cpu", torch.float64, copy=True).numpy()
     if np.isnan(x).any():
         raise ValueError("cannot quantize pixels that contain NaN")
-    q = np.rint(np.clip(x, 0.0, 1.0) * float(2**bit_depth - 1))
-    return q.astype(np.uint8 if bit_depth == 8 else np.uint16)
+    np.clip(x, 0.0, 1.0, out=x)  # in place: one float64 copy of the pixels, not four
+    x *= float(2**bit_depth - 1)
+    return np.rint(x, out=x).astype(np.uint8 if bit_depth == 8 else np.uint16)
 
 
 def from_uint(array: np.ndarray) -> Tensor:
     """uint8/uint16 array → float32 tensor ``q / (2**b - 1)`` (b from the dtype), same shape. Inverse of to_uint."""
     if array.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"expected a uint8 or uint16 array, got {array.dtype}")
-    return torch.from_numpy(array.astype(np.float64) / float(np.iinfo(array.dtype).max)).to(torch.float32)
+    return torch.from_numpy(_levels(array.dtype)[array])  # a table of q / (2**b - 1): no float64 copy
+
+
+@functools.cache
+def _levels(dtype: np.dtype) -> np.ndarray:
+    """float32 ``q / (2**b - 1)`` (divided in float64, then rounded) for every level q of the dtype."""
+    top = np.iinfo(dtype).max
+    return (np.arange(top + 1, dtype=np.float64) / float(top)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------------- reading
 
 
-def read_image(path: str | os.PathLike) -> Image:
+def read_image(path: str | os.PathLike, lazy: bool = False) -> Image:
     """Read an image file (see the module docstring for formats and conventions).
+
+    Args:
+        path: the file.
+        lazy: keep the decoded uint samples (``Image.samples``) and convert rows to floats on demand
+            (:meth:`Image.rows`) instead of filling ``pixels`` and ``alpha``.
 
     Raises:
         ImageReadError: when the file is missing, empty, truncated, corrupt or of an unsupported kind.
@@ -166,7 +233,7 @@ def read_image(path: str | os.PathLike) -> Image:
         raise ImageReadError(f"cannot read image {path}: the file is empty")
     try:
         with PILImage.open(io.BytesIO(data), formats=_READ_FORMATS) as im:
-            return _decode(im, data, path)
+            return _decode(im, data, path, lazy)
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -182,7 +249,7 @@ def read_image(path: str | os.PathLike) -> Image:
         raise ImageReadError(f"cannot read image {path}: {error}") from error
 
 
-def _decode(im: PILImage.Image, data: bytes, path: Path) -> Image:
+def _decode(im: PILImage.Image, data: bytes, path: Path, lazy: bool = False) -> Image:
     fmt, mode = im.format, im.mode
     rawmode = _tile_rawmode(im)  # Pillow empties im.tile on load, so look first
     im.load()  # decodes everything now: a truncated file fails here, not later
@@ -202,11 +269,32 @@ def _decode(im: PILImage.Image, data: bytes, path: Path) -> Image:
             icc = None
     bit_depth = 16 if array.dtype == np.uint16 else 8
     array = apply_orientation(array, orientation)
-    pixels = from_uint(array[..., :colour]).permute(2, 0, 1).unsqueeze(0).contiguous()
-    alpha = None
-    if array.shape[2] > colour:
-        alpha = from_uint(array[..., colour:]).permute(2, 0, 1).unsqueeze(0).contiguous()
+    if lazy:
+        return Image(None, None, bit_depth, mode, icc, exif, fmt, path, samples=array)
+    pixels = _planes(array[..., :colour])
+    alpha = _planes(array[..., colour:]) if array.shape[2] > colour else None
     return Image(pixels, alpha, bit_depth, mode, icc, exif, fmt, path)
+
+
+def read_header(path: str | os.PathLike) -> Header | None:
+    """The upright size, channels and bit depth :func:`read_image` would give, from the header only; None when the
+    header cannot be read (the file then fails when it is read)."""
+    try:
+        with PILImage.open(path, formats=_READ_FORMATS) as im:
+            width, height = im.size
+            mode, rawmode, transparent = im.mode, _tile_rawmode(im), "transparency" in im.info
+            # A PNG's getexif decodes the whole image to reach an eXIf chunk after the data: a header read only
+            # looks at one before it (an orientation stored after the data is missed here, not by read_image).
+            seen = im.format != "PNG" or "exif" in im.info
+            orientation = im.getexif().get(0x0112, 1) if seen else 1
+    except Exception:  # noqa: BLE001 - any unreadable header
+        return None
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    wide = ";16" in rawmode or mode.startswith("I")
+    gray = mode in ("1", "L", "LA", "La", "I") or mode.startswith("I;16")
+    alpha = mode in ("LA", "La", "RGBA", "RGBa", "PA") or (mode in ("L", "P", "RGB") and transparent)
+    return Header(height, width, 1 if gray else 3, alpha, 16 if wide else 8)
 
 
 def _tile_rawmode(im: PILImage.Image) -> str:
@@ -319,21 +407,25 @@ def write_image(
         ValueError: unsupported suffix, bit depth or alpha for the format, bad shapes, NaN pixels.
         FileNotFoundError: the destination directory does not exist.
     """
-    path = Path(path)
+    _check_writable(Path(path), bit_depth, alpha is not None, quality)  # before quantizing
+    return write_array(path, to_hwc(pixels, alpha, bit_depth), icc_profile=icc_profile, exif=exif, quality=quality)
+
+
+def _check_writable(path: Path, bit_depth: int, alpha: bool, quality: int | None) -> OutputFormat:
+    """The output format of ``path``; ValueError when it cannot store this bit depth, alpha or quality."""
     fmt = output_format(path)
     if bit_depth not in fmt.bit_depths:
         depths = " or ".join(map(str, fmt.bit_depths))
         raise ValueError(f"cannot write {path}: {fmt.name} stores {depths}-bit samples, not {bit_depth}-bit")
-    if alpha is not None and not fmt.alpha:
+    if alpha and not fmt.alpha:
         raise ValueError(f"cannot write {path}: {fmt.name} has no alpha channel; use .png, .tif or .webp")
     if quality is not None and (not fmt.lossy or not 1 <= quality <= 100):
         raise ValueError(f"cannot write {path}: quality must be 1-100 and only applies to JPEG/WebP")
-    array = _to_hwc(pixels, alpha, bit_depth)
-    atomic_write_bytes(path, _encode(array, fmt, icc_profile, exif, quality, path))
-    return path
+    return fmt
 
 
-def _to_hwc(pixels: Tensor, alpha: Tensor | None, bit_depth: int) -> np.ndarray:
+def to_hwc(pixels: Tensor, alpha: Tensor | None, bit_depth: int) -> np.ndarray:
+    """(1, C, H, W) or (C, H, W) pixels [+ (1, 1, H, W) alpha] in [0, 1] -> (H, W, C [+ 1]) uint samples."""
     pixels = pixels[0] if pixels.dim() == 4 and pixels.shape[0] == 1 else pixels
     if pixels.dim() != 3 or pixels.shape[0] not in (1, 3):
         raise ValueError(
@@ -348,25 +440,44 @@ def _to_hwc(pixels: Tensor, alpha: Tensor | None, bit_depth: int) -> np.ndarray:
     return np.ascontiguousarray(to_uint(torch.cat(planes), bit_depth).transpose(1, 2, 0))
 
 
-def _encode(
-    array: np.ndarray,
-    fmt: OutputFormat,
-    icc: bytes | None,
-    exif: bytes | None,
-    quality: int | None,
-    path: Path,
-) -> bytes:
+def write_array(
+    path: str | os.PathLike,
+    rows,
+    *,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    quality: int | None = None,
+) -> Path:
+    """Write quantized samples atomically; the format follows the suffix, as for :func:`write_image`.
+
+    Args:
+        path: destination; its directory must exist.
+        rows: (H, W, C) uint8/uint16 samples, C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA: a numpy array, or anything
+            that gives blocks of rows as ``rows[y0:y1]`` and has ``shape`` and ``dtype`` (:class:`RowStore`,
+            :class:`LazyRows`). PNG and 16-bit colour TIFF are encoded a block of rows at a time; JPEG, WebP and the
+            other TIFFs go through Pillow, which needs the whole array.
+        icc_profile, exif, quality: as for :func:`write_image`.
+    """
+    path = Path(path)
+    bit_depth, channels = (16 if np.dtype(rows.dtype) == np.uint16 else 8), rows.shape[2]
+    fmt = _check_writable(path, bit_depth, channels in (2, 4), quality)
     if exif and not exif.startswith(EXIF_HEADER):
         exif = EXIF_HEADER + exif
-    channels = array.shape[2]
     if fmt is _PNG:
-        return encode_png(array, icc, exif)
-    if fmt is _TIFF and array.dtype == np.uint16 and channels > 1:
+        return atomic_write(path, lambda handle: write_png(handle, rows, icc_profile, exif))
+    if fmt is _TIFF and bit_depth == 16 and channels > 1:
         if channels == 2:  # Pillow and OpenCV cannot read 2-channel 16-bit TIFF: store gray+alpha as RGBA
-            array = array[..., [0, 0, 0, 1]]
+            rows = LazyRows((*rows.shape[:2], 4), rows.dtype, lambda y0, y1, gray=rows: gray[y0:y1][..., [0, 0, 0, 1]])
         if exif:
-            warnings.warn(f"{path}: EXIF is not written to 16-bit colour TIFF files", stacklevel=3)
-        return encode_tiff(array, icc)
+            warnings.warn(f"{path}: EXIF is not written to 16-bit colour TIFF files", stacklevel=2)
+        return atomic_write(path, lambda handle: write_tiff(handle, rows, icc_profile))
+    array = np.asarray(rows[0 : rows.shape[0]])
+    return atomic_write_bytes(path, _pillow_encode(array, fmt, icc_profile, exif, quality))
+
+
+def _pillow_encode(array: np.ndarray, fmt: OutputFormat, icc: bytes | None, exif: bytes | None,
+                   quality: int | None) -> bytes:
+    channels = array.shape[2]
     im = PILImage.fromarray(array[..., 0] if channels == 1 else array)  # L, LA, RGB, RGBA or I;16
     options: dict = {"icc_profile": icc} if icc else {}
     if exif:
@@ -380,6 +491,69 @@ def _encode(
     buffer = io.BytesIO()
     im.save(buffer, format=fmt.name, **options)
     return buffer.getvalue()
+
+
+class LazyRows:
+    """(H, W, C) samples computed a block of rows at a time: ``rows[y0:y1]`` calls ``read(y0, y1)``."""
+
+    def __init__(self, shape: tuple[int, int, int], dtype, read: Callable[[int, int], np.ndarray]):
+        self.shape, self.dtype, self.read = tuple(shape), np.dtype(dtype), read
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, _ = rows.indices(self.shape[0])
+        return self.read(start, stop)
+
+
+class RowStore:
+    """An (H, W, C) uint array filled and read in blocks of rows: in memory, or in a file.
+
+    With ``file``, the samples live in that file (created, and deleted by :meth:`close`) and each access maps only
+    its block of rows (``np.memmap`` with an offset), so the image does not stay resident: for an output that
+    would not fit the memory budget. Use ``store[y0:y1] = block`` and ``store[y0:y1]``.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], dtype, file: str | os.PathLike | None = None):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.file = None if file is None else Path(file)
+        self.array = None
+        if self.file is None:
+            self.array = np.empty(self.shape, self.dtype)
+        else:
+            with open(self.file, "xb") as handle:
+                handle.truncate(int(np.prod(self.shape)) * self.dtype.itemsize)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def _map(self, rows: slice, mode: str) -> np.memmap | None:
+        start, stop, _ = rows.indices(self.shape[0])
+        if stop <= start:
+            return None
+        row_bytes = self.shape[1] * self.shape[2] * self.dtype.itemsize
+        return np.memmap(self.file, self.dtype, mode, offset=start * row_bytes, shape=(stop - start, *self.shape[1:]))
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        if self.array is not None:
+            return self.array[rows]
+        view = self._map(rows, "r")
+        return np.empty((0, *self.shape[1:]), self.dtype) if view is None else np.array(view)
+
+    def __setitem__(self, rows: slice, block: np.ndarray) -> None:
+        if self.array is not None:
+            self.array[rows] = block
+            return
+        view = self._map(rows, "r+")
+        if view is not None:
+            view[...] = block
+            view.flush()
+            del view  # unmapped: written rows do not stay in this process's resident memory
+
+    def close(self) -> None:
+        """Free the samples (delete the file)."""
+        self.array = None
+        if self.file is not None:
+            self.file.unlink(missing_ok=True)
 
 
 PROCESSING_SOFTWARE_TAG = 0x000B  # EXIF/TIFF ProcessingSoftware: the software that post-processed the image
@@ -423,9 +597,23 @@ def set_exif_text(exif: bytes, tag: int, text: str) -> bytes:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
+    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``
+    (:func:`atomic_write`)."""
+    return atomic_write(path, lambda handle: handle.write(data))
 
-    Readers never see a half-written file; the file gets the usual permissions (0o666 minus the umask).
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """``.NAME.xxxxxxxx.tmp`` beside ``path``: the name every temporary file of an output has (a batch deletes the
+    ones a killed run left)."""
+    path = Path(path)
+    return path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(handle)`` on a temporary file in the same directory, fsync it, then ``os.replace`` it to ``path``.
+
+    Readers never see a half-written file; the file gets the usual permissions (0o666 minus the umask). The handle
+    is seekable (the encoders fill in lengths after the data).
 
     Raises:
         FileNotFoundError: the directory does not exist.
@@ -436,11 +624,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         raise FileNotFoundError(f"cannot write {path}: the directory {path.parent} does not exist")
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a directory")
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    tmp = temporary_path(path)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "w+b") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

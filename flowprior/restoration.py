@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from flowprior import tiling
 from flowprior.errors import UsageError
 from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
 from flowprior.solver import Energy, LatentMAPSolver, Stage, coarse_to_fine
+from flowprior.solver.weighting import noise_matched_weight
 from flowprior.warmstart import get_initializer
 
 RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "model", "seed")
@@ -34,6 +36,8 @@ class SolverSection:
     data_term: str = "operator"  # "operator": the degradation's forward model; "identity": the paper's A = id
     prior_term: str = "latent"  # "flow": full -log p(T(u)); "latent": -log N(u) only
     weight: float = 50.0  # λ, on the sum of squared errors of [0, 1] pixels
+    # λ = t / (2σ²) from the noise the degradation declares (flowprior.solver.weighting); None = always `weight`
+    noise_temperature: float | None = None
     optimizer: str = "adam"
     lr: float = 0.05
     lr_decay: str = "cosine"  # "cosine" or "constant" (the paper) within each stage
@@ -52,6 +56,8 @@ class SolverSection:
                                      ("init_latent", self.init_latent, ("coarsest", "full", "zero"))]:
             if value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, not {value!r}")
+        if self.noise_temperature is not None and self.noise_temperature <= 0:
+            raise ValueError("noise_temperature must be positive (or null to use the fixed weight)")
         if self.weight < 0 or self.lr <= 0 or self.steps_per_stage < 0 or self.final_steps < 0:
             raise ValueError("weight >= 0, lr > 0 and non-negative step counts are required")
 
@@ -169,6 +175,13 @@ def _build_operator(recipe: RestoreRecipe, shape: tuple[int, int, int, int], mas
     return op, params
 
 
+def _data_weight(solver: SolverSection, op, tile_params: dict, dtype: torch.dtype):
+    """λ for a chunk of tiles: fixed, or matched per tile to the noise the degradation declares."""
+    sigma = op.noise_std(tile_params) if solver.noise_temperature is not None else None
+    weight = noise_matched_weight(sigma, solver.noise_temperature, solver.weight)
+    return weight.to(dtype) if isinstance(weight, torch.Tensor) else weight
+
+
 def make_initializer(recipe: RestoreRecipe):
     """The recipe's warm start; a learned one gets its checkpoint and the recipe's seed."""
     if recipe.init == "identity":
@@ -177,6 +190,160 @@ def make_initializer(recipe: RestoreRecipe):
                              "loads no model; choose a learned init (--init resflow|irflow|flowie)")
         return get_initializer("identity")
     return get_initializer(recipe.init, checkpoint=recipe.init_checkpoint, seed=recipe.seed)
+
+
+@dataclass
+class ImageRows:
+    """A batch of images that the solver reads a band of rows at a time (:func:`restore_rows`).
+
+    ``read(b, y0, y1)`` -> (1, C, y1 - y0, W): rows of image ``b`` in [0, 1] (e.g. decoded from a file's samples
+    on demand). :meth:`of` wraps a tensor.
+    """
+
+    batch: int
+    channels: int
+    height: int
+    width: int
+    read: Callable[[int, int, int], Tensor]
+
+    @classmethod
+    def of(cls, y: Tensor) -> ImageRows:
+        return cls(y.shape[0], y.shape[1], y.shape[2], y.shape[3], lambda b, y0, y1: y[b : b + 1, :, y0:y1])
+
+
+def _remember_last(read: Callable[[int, int, int], Tensor]) -> Callable[[int, int, int], Tensor]:
+    """``read`` that returns its last result again for the same rows (the observation and the warm start of a
+    chunk, and successive chunks in the same tile rows, read the same band)."""
+    last: dict[str, Any] = {}
+
+    def cached(b: int, y0: int, y1: int) -> Tensor:
+        if last.get("key") != (b, y0, y1):
+            last.update(key=(b, y0, y1), rows=read(b, y0, y1))
+        return last["rows"]
+
+    return cached
+
+
+def streams(recipe: RestoreRecipe, mask: bool) -> bool:
+    """Whether :func:`restore_rows` streams an image of this recipe band by band.
+
+    It does when the warm start is computed pixel by pixel: the identity initializer without a mask (filling
+    holes, and the learned warm starts, look at the whole image) and no operator parameter the size of the image.
+    """
+    if recipe.init != "identity" or mask:
+        return False
+    try:
+        op = parse(recipe.degradation, recipe.params)
+        probe = op.sample_params((1, 3, 16, 16), torch.Generator().manual_seed(0))
+    except Exception:  # noqa: BLE001 - a mask file operator, a bad spec: not streamed (the solve reports errors)
+        return False
+    return not _image_sized(probe, (16, 16))
+
+
+def _image_sized(params: dict[str, Tensor], size: tuple[int, int]) -> bool:
+    """Whether an operator parameter is a map the size of the image (a mask, a haze depth, an overlay)."""
+    return any(v.dim() == 4 and tuple(v.shape[-2:]) == tuple(size) for v in params.values())
+
+
+def restore_rows(source: ImageRows, recipe: RestoreRecipe | None = None, mask: Tensor | None = None, prior=None,
+                 progress: bool = False,
+                 emit: Callable[[int, int, int, Tensor], None] | None = None) -> dict[str, Any]:
+    """Restore images read by rows, handing out the restored rows as they are final.
+
+    Tiles are solved ``recipe.tiling.max_tiles`` at a time, in tile order (row-major, image after image). When
+    :func:`streams` holds, each chunk's observation and warm start are cut from the band of rows its tiles cover,
+    read from ``source`` just then, and :class:`~flowprior.tiling.Blender` hands out each image row once no later
+    tile touches it: only one band of float rows exists at a time. Otherwise (holes to fill, a learned warm start)
+    the whole image is read and the warm start computed on it first, as before. The values do not depend on
+    streaming: the chunks are the same, every tile is solved on its own, and tile rows are blended in one order.
+
+    Args:
+        source: the images; C = 1 or 3 (gray is solved as RGB and averaged back).
+        recipe, mask, prior, progress: as for :func:`restore_tensor`.
+        emit: ``emit(b, y0, y1, rows)`` receives rows (1, C, y1 - y0, W) float32 in [0, 1] of image ``b``, each
+            image row once, top to bottom.
+
+    Returns:
+        The info dict of :class:`RestoreResult`.
+    """
+    recipe = recipe or RestoreRecipe()
+    if source.channels not in (1, 3):
+        raise UsageError(f"expected images with 1 or 3 channels, got {source.channels}")
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    prior = prior if prior is not None else load_model(recipe.model)
+    batch, height, width, gray = source.batch, source.height, source.width, source.channels == 1
+    shape = (batch, 3, height, width)
+    if mask is not None:
+        if mask.shape[-2:] != (height, width):
+            raise UsageError(f"mask size {tuple(mask.shape[-2:])} does not match the image {(height, width)}")
+        mask = (mask.reshape(-1, 1, height, width).expand(batch, -1, -1, -1) > 0.5).float()
+    op, params = _build_operator(recipe, shape, mask)
+    observed_mask = op.observed_mask(params)
+    initializer = make_initializer(recipe)
+
+    def solve_rows(b: int, y0: int, y1: int) -> Tensor:
+        rows = source.read(b, y0, y1).float().clamp(0, 1)
+        return rows.expand(-1, 3, -1, -1) if gray else rows
+
+    streamed = recipe.init == "identity" and observed_mask is None and not _image_sized(params, (height, width))
+    if streamed:  # the warm start is per pixel: compute it on each band
+        y = _remember_last(solve_rows)
+
+        def warm_start(b: int, y0: int, y1: int) -> Tensor:
+            return initializer(y(b, y0, y1), op, {key: value[b : b + 1] for key, value in params.items()})
+
+        x0 = _remember_last(warm_start)
+    else:
+        y = torch.cat([solve_rows(b, 0, height) for b in range(batch)])
+        x0 = initializer(y, op, params)
+    timings["init"] = time.perf_counter() - started
+
+    align = math.lcm(op.block_size(), 1)
+    grid = tiling.make_grid(height, width, tile=prior.patch_size, overlap=recipe.tiling.overlap, align=align)
+    stages = recipe.stages(prior.num_levels)
+    num_tiles = batch * grid.num_tiles  # all tiles of all images
+    total = sum(s.steps for s in stages) * num_tiles
+    bar = tqdm(total=total, disable=not progress, desc="restore", unit="tile-step", dynamic_ncols=True)
+    solver = LatentMAPSolver(prior, recipe.solver.optimizer, progress=bar.update)
+
+    def finish(b: int, y0: int, y1: int, rows: Tensor) -> None:
+        rows = rows.clamp(0, 1)
+        if emit is not None:
+            emit(b, y0, y1, rows.mean(1, keepdim=True) if gray else rows)
+
+    blender = tiling.Blender(grid, finish)
+    energies, rollbacks = [], 0
+    for rows in tiling.iter_chunks(num_tiles, recipe.tiling.max_tiles or num_tiles):
+        chunk_params = tiling.split_params_range(params, grid, batch, rows.start, rows.stop)
+        forward = None
+        if recipe.solver.data_term == "operator":
+            forward = lambda x, p=chunk_params: op.forward_model(x, p)  # noqa: E731
+        chunk_mask = None if observed_mask is None else tiling.split_range(observed_mask, grid, rows.start, rows.stop)
+        observed = tiling.split_range(y, grid, rows.start, rows.stop)
+        energy = Energy(observed=observed, mask=chunk_mask,
+                        forward=forward, weight=_data_weight(recipe.solver, op, chunk_params, observed.dtype),
+                        prior_term=recipe.solver.prior_term)
+        init = initial_latents(prior, tiling.split_range(x0, grid, rows.start, rows.stop), recipe.solver.init_latent)
+        result = solver.solve(energy, init, stages)
+        del energy, init
+        blender.add(result.image)
+        energies.append(result.stage_energies)
+        rollbacks += result.rollbacks
+    bar.close()
+    timings["solve"] = time.perf_counter() - started - timings["init"]
+    timings["total"] = time.perf_counter() - started
+    return {
+        "recipe": to_dict(recipe),
+        "degradation": op.spec(),
+        "params": _summarize_params(params),
+        "tiles": {"count": grid.num_tiles, "size": grid.tile, "overlap": grid.overlap, "align": grid.align,
+                  "streamed": streamed},
+        "stage_energies": _mean_energies(energies),
+        "rollbacks": rollbacks,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "model": {"name": recipe.model, "sha256": getattr(prior, "sha256", None)},
+    }
 
 
 def restore_tensor(y: Tensor, recipe: RestoreRecipe | None = None, mask: Tensor | None = None, prior=None,
@@ -190,68 +357,17 @@ def restore_tensor(y: Tensor, recipe: RestoreRecipe | None = None, mask: Tensor 
         prior: a loaded prior; defaults to ``recipe.model``.
         progress: show a tqdm bar (steps x tiles).
     """
-    recipe = recipe or RestoreRecipe()
     if y.ndim != 4 or y.shape[1] not in (1, 3):
         raise UsageError(f"expected (B, C, H, W) images with 1 or 3 channels, got shape {tuple(y.shape)}")
     if not torch.isfinite(y).all():
         raise UsageError("the input image contains NaN or inf values")
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-    prior = prior if prior is not None else load_model(recipe.model)
-    gray = y.shape[1] == 1
-    y = y.float().clamp(0, 1).expand(-1, 3, -1, -1) if gray else y.float().clamp(0, 1)
-    if mask is not None:
-        if mask.shape[-2:] != y.shape[-2:]:
-            raise UsageError(f"mask size {tuple(mask.shape[-2:])} does not match the image {tuple(y.shape[-2:])}")
-        mask = (mask.reshape(-1, 1, *mask.shape[-2:]).expand(y.shape[0], -1, -1, -1) > 0.5).float()
-    op, params = _build_operator(recipe, tuple(y.shape), mask)
-    observed_mask = op.observed_mask(params)
+    out = torch.empty(y.shape, dtype=torch.float32)
 
-    x0 = make_initializer(recipe)(y, op, params)
-    timings["init"] = time.perf_counter() - started
+    def emit(b: int, y0: int, y1: int, rows: Tensor) -> None:
+        out[b : b + 1, :, y0:y1] = rows
 
-    align = math.lcm(op.block_size(), 1)
-    grid = tiling.make_grid(y.shape[2], y.shape[3], tile=prior.patch_size, overlap=recipe.tiling.overlap, align=align)
-    y_tiles = tiling.split(y, grid)
-    x0_tiles = tiling.split(x0, grid)
-    mask_tiles = None if observed_mask is None else tiling.split(observed_mask, grid)
-    tile_params = tiling.split_params(params, grid, batch=y.shape[0])
-    stages = recipe.stages(prior.num_levels)
-    num_tiles = y_tiles.shape[0]  # all tiles of all images
-    total = sum(s.steps for s in stages) * num_tiles
-    bar = tqdm(total=total, disable=not progress, desc="restore", unit="tile-step", dynamic_ncols=True)
-    solver = LatentMAPSolver(prior, recipe.solver.optimizer, progress=bar.update)
-    outputs, energies, rollbacks = [], [], 0
-    for rows in tiling.iter_chunks(num_tiles, recipe.tiling.max_tiles or num_tiles):
-        index = torch.arange(rows.start, rows.stop)
-        chunk_params = {k: v[index] for k, v in tile_params.items()}
-        forward = None
-        if recipe.solver.data_term == "operator":
-            forward = lambda x, p=chunk_params: op.forward_model(x, p)  # noqa: E731
-        energy = Energy(observed=y_tiles[index], mask=None if mask_tiles is None else mask_tiles[index],
-                        forward=forward, weight=recipe.solver.weight, prior_term=recipe.solver.prior_term)
-        init = initial_latents(prior, x0_tiles[index], recipe.solver.init_latent)
-        result = solver.solve(energy, init, stages)
-        outputs.append(result.image)
-        energies.append(result.stage_energies)
-        rollbacks += result.rollbacks
-    bar.close()
-    timings["solve"] = time.perf_counter() - started - timings["init"]
-    restored = tiling.merge(torch.cat(outputs), grid, batch=y.shape[0]).clamp(0, 1)
-    if gray:
-        restored = restored.mean(1, keepdim=True)
-    timings["total"] = time.perf_counter() - started
-    info = {
-        "recipe": to_dict(recipe),
-        "degradation": op.spec(),
-        "params": _summarize_params(params),
-        "tiles": {"count": grid.num_tiles, "size": grid.tile, "overlap": grid.overlap, "align": grid.align},
-        "stage_energies": _mean_energies(energies),
-        "rollbacks": rollbacks,
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "model": {"name": recipe.model, "sha256": getattr(prior, "sha256", None)},
-    }
-    return RestoreResult(restored, info)
+    info = restore_rows(ImageRows.of(y), recipe, mask, prior, progress, emit)
+    return RestoreResult(out, info)
 
 
 @torch.no_grad()

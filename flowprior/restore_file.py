@@ -18,6 +18,10 @@ Fidelity to the master (what an archive expects of a derivative):
   used as is for Y (an overestimate of 1/0.67 for independent RGB noise; scanner grain is mostly luminance).
 * **Strength** ``s`` in [0, 1] blends ``s * restored + (1 - s) * input`` on observed pixels (the archival "do less"
   control); missing pixels always take the restoration.
+* **Large scans** stream: the file is kept as its 8/16-bit samples, the solver reads float rows a band of tile rows
+  at a time (:func:`~flowprior.restoration.restore_rows`), and the restored rows go through colour, strength and
+  quantization straight into the output array (in a file when the memory plan says so), from which the PNG/TIFF
+  and the review image are encoded a block of rows at a time. The bytes are those of a whole-image restore.
 
 The sidecar (``OUT.json``, written last, so its presence means the file is complete) records the provenance listed
 in docs/batch.md; :func:`replay_options` turns one back into the arguments that replay the run bit for bit.
@@ -42,16 +46,27 @@ from flowprior.errors import UsageError
 from flowprior.hashing import bytes_sha256, file_sha256
 from flowprior.io import (
     PROCESSING_SOFTWARE_TAG,
+    RowStore,
     atomic_write_bytes,
     output_format,
     read_image,
     set_exif_text,
-    write_image,
+    temporary_path,
+    to_hwc,
+    write_array,
 )
 from flowprior.recipe import from_dict
-from flowprior.restoration import RestoreRecipe, build_recipe, load_model, restore_tensor, with_total_steps
+from flowprior.restoration import (
+    ImageRows,
+    RestoreRecipe,
+    build_recipe,
+    load_model,
+    restore_rows,
+    streams,
+    with_total_steps,
+)
 from flowprior.review import blend_toward_input, side_by_side
-from flowprior.tone import CHROMA_MODES, TONED_THRESHOLD, chroma_residual, recombine_chroma, rgb_to_ycbcr
+from flowprior.tone import CHROMA_MODES, TONED_THRESHOLD, recombine_chroma, rgb_to_ycbcr, toning_fit
 
 _EXIF_MAX = 65000  # a JPEG APP1 segment holds at most 65533 bytes
 
@@ -114,9 +129,11 @@ def restore_file(
         strength: blend toward the input, 0..1 (default 1: the restoration as is).
         quality: JPEG/WebP quality (lossy output only).
         compare: also write ``compare_path(target)``: input | restored, 8-bit PNG.
-        memory_planner: ``planner(height, width, recipe, prior) -> dict`` with ``max_tiles`` (the number of tiles
-            solved at once), recorded as the sidecar's ``memory``; :func:`flowprior.batch.memory_planner` makes one
-            from a ``--max-memory`` budget. It may raise UsageError when the budget cannot be met.
+        memory_planner: ``planner(height, width, recipe, prior, buffers) -> dict`` with ``max_tiles`` (the number of
+            tiles solved at once) and ``output`` (``"disk"``: keep the output samples in a file), recorded as the
+            sidecar's ``memory``; ``buffers`` is the file's :class:`flowprior.batch.memory.ImageBuffers`.
+            :func:`flowprior.batch.memory_planner` makes one from a ``--max-memory`` budget. It may raise UsageError
+            when the budget cannot be met.
         params_from: a sidecar of an earlier run to replay bit for bit (excludes the solve options above).
 
     Returns:
@@ -135,37 +152,15 @@ def restore_file(
     fmt = output_format(target)
     if quality is not None and not fmt.lossy:
         raise UsageError(f"--quality applies to lossy outputs (.jpg, .webp), not {target.suffix}")
-    replay = None
-    if params_from is not None:
-        given = [
-            name
-            for name, value in (
-                ("degradation", degradation),
-                ("mask", mask),
-                ("recipe", recipe),
-                ("settings", settings),
-                ("operator_params", operator_params),
-                ("steps", steps),
-                ("seed", seed),
-                ("init", init),
-                ("model", model),
-                ("chroma", chroma),
-                ("strength", strength),
-                ("max_memory", memory_planner),
-            )
-            if value
-        ]
-        if given:
-            raise UsageError(f"--params-from replays a recorded run; it cannot be combined with {', '.join(given)}")
-        replay = replay_options(params_from)
-        resolved, mask, invert_mask = replay["recipe"], replay["mask"], replay["invert_mask"]
-        chroma, strength, quality = replay["chroma"], replay["strength"], quality or replay["quality"]
-    else:
-        overrides = dict(settings or {})
-        for key, value in (("degradation", degradation), ("seed", seed), ("init", init), ("model", model)):
-            if value is not None:
-                overrides[key] = value
-        resolved = build_recipe(recipe, overrides, operator_params or {})
+    resolved, replay = resolve_recipe(
+        params_from, degradation=degradation, mask=mask, recipe=recipe, settings=settings,
+        operator_params=operator_params, steps=steps, seed=seed, init=init, model=model, chroma=chroma,
+        strength=strength, max_memory=memory_planner,
+    )
+    if replay:
+        mask, invert_mask = replay["mask"], replay["invert_mask"]
+        chroma, strength = replay["chroma"], replay["strength"]
+        quality = quality if quality is not None else replay["quality"]
     chroma, strength = chroma or "auto", 1.0 if strength is None else float(strength)
     if chroma not in CHROMA_MODES:
         raise UsageError(f"--chroma must be one of {', '.join(CHROMA_MODES)}, not {chroma!r}")
@@ -181,68 +176,96 @@ def restore_file(
         resolved = with_total_steps(resolved, steps, prior.num_levels)
 
     notes: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        image = read_image(source)
-        input_sha256 = file_sha256(source)
-        mask_tensor = read_mask(mask, invert_mask) if mask is not None else None
-        memory = None
-        if memory_planner is not None:
-            memory = memory_planner(*image.pixels.shape[-2:], resolved, prior)
-            resolved.tiling.max_tiles = memory["max_tiles"]
-        colour = {"requested": chroma}
-        pixels = image.pixels
-        if pixels.shape[1] == 1:
-            colour["mode"] = "gray"
-        elif chroma == "auto":
-            colour["chroma_residual"] = round(chroma_residual(pixels, mask_tensor), 6)
-            colour["threshold"] = TONED_THRESHOLD
-            colour["mode"] = "keep" if colour["chroma_residual"] < TONED_THRESHOLD else "restore"
-        else:
-            colour["mode"] = chroma
-        solve_input = rgb_to_ycbcr(pixels)[:, :1].float() if colour["mode"] == "keep" else pixels
-        threads = replay["threads"] if replay and replay["threads"] else torch.get_num_threads()
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)  # float reductions depend on the thread count; replays use the recorded one
-        try:
-            result = restore_tensor(solve_input, resolved, mask=mask_tensor, prior=prior, progress=progress)
-        finally:
-            torch.set_num_threads(previous_threads)
-        restored = result.image
-        if colour["mode"] == "keep":
-            restored = recombine_chroma(restored, pixels, mask_tensor)
-        restored = blend_toward_input(restored, pixels, strength, mask_tensor)
+    stores: list[RowStore] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image = read_image(source, lazy=True)  # 8/16-bit samples; float rows are made band by band
+            input_sha256 = file_sha256(source)
+            height, width = image.size
+            mask_tensor = read_mask(mask, invert_mask) if mask is not None else None
+            bit_depth = image.bit_depth if image.bit_depth in fmt.bit_depths else 8
+            keep_alpha = image.has_alpha and fmt.alpha
+            memory = None
+            if memory_planner is not None:
+                from flowprior.batch.memory import image_buffers
 
-        write_started = time.perf_counter()
-        bit_depth = image.bit_depth if image.bit_depth in fmt.bit_depths else 8
-        if bit_depth != image.bit_depth:
-            notes.append(f"{fmt.name} stores 8 bits: the {image.bit_depth}-bit input was written at 8 bits")
-        alpha = image.alpha if fmt.alpha else None
-        if image.alpha is not None and alpha is None:
-            notes.append(f"{fmt.name} has no alpha channel: the input's alpha was dropped")
-        exif = image.exif
-        if exif:
-            exif = set_exif_text(exif, PROCESSING_SOFTWARE_TAG, f"flowprior {flowprior.__version__}")
-            if fmt.name == "JPEG" and len(exif) > _EXIF_MAX:
-                exif = image.exif
-                notes.append("EXIF too large to add ProcessingSoftware inside a JPEG segment; carried unchanged")
-        write_image(
-            target,
-            restored,
-            bit_depth=bit_depth,
-            alpha=alpha,
-            icc_profile=image.icc_profile,
-            exif=exif,
-            quality=quality,
-        )
-        review = None
-        if compare:
-            review = compare_path(target)
-            write_image(review, side_by_side(pixels, restored))
-        write_seconds = time.perf_counter() - write_started
+                buffers = image_buffers(image.channels, image.has_alpha, image.bit_depth, target.suffix, compare,
+                                        streams(resolved, mask_tensor is not None))
+                memory = memory_planner(height, width, resolved, prior, buffers)
+                resolved.tiling.max_tiles = memory["max_tiles"]
+            colour, fit = {"requested": chroma}, None
+            if image.channels == 1:
+                colour["mode"] = "gray"
+            elif chroma == "auto":
+                fit = toning_fit(image.rows, mask_tensor, (height, width))
+                colour["chroma_residual"] = round(fit.residual(), 6)
+                colour["threshold"] = TONED_THRESHOLD
+                colour["mode"] = "keep" if colour["chroma_residual"] < TONED_THRESHOLD else "restore"
+            else:
+                colour["mode"] = chroma
+            keep = colour["mode"] == "keep"
+            if keep and mask_tensor is not None and fit is None:  # holes take chroma from the whole image's curve
+                fit = toning_fit(image.rows, mask_tensor, (height, width))
+
+            def solve_rows(b: int, y0: int, y1: int) -> torch.Tensor:
+                rows = image.rows(y0, y1)
+                return rgb_to_ycbcr(rows)[:, :1].float() if keep else rows
+
+            # The output samples, filled band by band (in a file when the memory plan says so), and for --compare of
+            # a 16-bit output its 8-bit restoration.
+            on_disk = memory is not None and memory["output"] == "disk"
+            store = RowStore((height, width, image.channels + keep_alpha), np.uint16 if bit_depth == 16 else np.uint8,
+                             temporary_path(target) if on_disk else None)
+            stores.append(store)
+            review_rows = store if compare and bit_depth == 8 else None
+            if compare and bit_depth != 8:
+                review_rows = RowStore((height, width, image.channels), np.uint8,
+                                       temporary_path(compare_path(target)) if on_disk else None)
+                stores.append(review_rows)
+
+            def emit(b: int, y0: int, y1: int, rows: torch.Tensor) -> None:
+                observed = image.rows(y0, y1)
+                part = None if mask_tensor is None else mask_tensor[..., y0:y1, :]
+                if keep:
+                    rows = recombine_chroma(rows, observed, part, fit)
+                rows = blend_toward_input(rows, observed, strength, part)
+                store[y0:y1] = to_hwc(rows, image.alpha_rows(y0, y1) if keep_alpha else None, bit_depth)
+                if review_rows is not None and review_rows is not store:
+                    review_rows[y0:y1] = to_hwc(rows, None, 8)
+
+            threads = replay["threads"] if replay and replay["threads"] else torch.get_num_threads()
+            previous_threads = torch.get_num_threads()
+            torch.set_num_threads(threads)  # float reductions depend on the thread count; replays use the recorded one
+            try:
+                info = restore_rows(ImageRows(1, 1 if keep else image.channels, height, width, solve_rows), resolved,
+                                    mask=mask_tensor, prior=prior, progress=progress, emit=emit)
+            finally:
+                torch.set_num_threads(previous_threads)
+
+            write_started = time.perf_counter()
+            if bit_depth != image.bit_depth:
+                notes.append(f"{fmt.name} stores 8 bits: the {image.bit_depth}-bit input was written at 8 bits")
+            if image.has_alpha and not keep_alpha:
+                notes.append(f"{fmt.name} has no alpha channel: the input's alpha was dropped")
+            exif = image.exif
+            if exif:
+                exif = set_exif_text(exif, PROCESSING_SOFTWARE_TAG, f"flowprior {flowprior.__version__}")
+                if fmt.name == "JPEG" and len(exif) > _EXIF_MAX:
+                    exif = image.exif
+                    notes.append("EXIF too large to add ProcessingSoftware inside a JPEG segment; carried unchanged")
+            write_array(target, store, icc_profile=image.icc_profile, exif=exif, quality=quality)
+            review = None
+            if compare:
+                review = compare_path(target)
+                write_array(review, side_by_side(image.rows, review_rows))
+            write_seconds = time.perf_counter() - write_started
+    finally:
+        for opened in stores:
+            opened.close()
     notes += [f"{w.category.__name__}: {w.message}" for w in caught]
 
-    timings = dict(result.info.pop("timings_s"))
+    timings = dict(info.pop("timings_s"))
     timings.update(write=round(write_seconds, 3), wall=round(time.perf_counter() - clock, 3))
     sidecar = {
         "flowprior_version": flowprior.__version__,
@@ -259,8 +282,8 @@ def restore_file(
             "format": image.format,
             "mode": image.mode,
             "bit_depth": image.bit_depth,
-            "size": list(pixels.shape[-2:]),
-            "alpha": image.alpha is not None,
+            "size": [height, width],
+            "alpha": image.has_alpha,
             "icc_sha256": bytes_sha256(image.icc_profile),
             "exif": image.exif is not None,
         },
@@ -269,14 +292,14 @@ def restore_file(
             "sha256": file_sha256(target),
             "format": fmt.name,
             "bit_depth": bit_depth,
-            "alpha": alpha is not None,
+            "alpha": keep_alpha,
             "quality": quality,
             "compare": None if review is None else {"path": str(review), "sha256": file_sha256(review)},
         },
         "mask": None if mask is None else {"path": str(mask), "sha256": file_sha256(mask), "inverted": invert_mask},
         "colour": colour,
         "strength": strength,
-        **result.info,  # recipe (seed, tiling), degradation spec, sampled params, tiles, energies, model
+        **info,  # recipe (seed, tiling), degradation spec, sampled params, tiles, energies, model
         "memory": memory,
         "timings_s": timings,
         "runtime": {
@@ -290,6 +313,41 @@ def restore_file(
     }
     atomic_write_bytes(sidecar_path(target), json.dumps(sidecar, indent=2).encode())
     return sidecar
+
+
+#: The ``restore_file`` options that choose what is solved; a replay (``--params-from``) takes them from the sidecar.
+SOLVE_OPTIONS = ("degradation", "mask", "recipe", "settings", "operator_params", "steps", "seed", "init", "model",
+                 "chroma", "strength", "max_memory")
+
+
+def resolve_recipe(
+    params_from: str | Path | None = None, **options: Any
+) -> tuple[RestoreRecipe, dict[str, Any] | None]:
+    """The resolved recipe of a run, and the sidecar's settings (:func:`replay_options`) when it replays one.
+
+    Without ``params_from``: ``recipe`` (an object, a YAML path or the defaults) with ``settings`` and the
+    ``degradation``, ``seed``, ``init`` and ``model`` options on top (each when not None), and ``operator_params``.
+    With it: the sidecar's recipe, and any of :data:`SOLVE_OPTIONS` that is given is a UsageError. An option is
+    given unless it is None or empty, so ``--seed 0`` and ``--strength 0`` count. ``steps`` is left to the caller
+    (it needs the loaded prior's number of levels).
+    """
+    unknown = set(options) - set(SOLVE_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown solve options: {', '.join(sorted(unknown))}")
+    if params_from is not None:
+        given = [name for name in SOLVE_OPTIONS if _given(options.get(name))]
+        if given:
+            raise UsageError(f"--params-from replays a recorded run; it cannot be combined with {', '.join(given)}")
+        replay = replay_options(params_from)
+        return replay["recipe"], replay
+    overrides = dict(options.get("settings") or {})
+    overrides.update({key: options[key] for key in ("degradation", "seed", "init", "model")
+                      if options.get(key) is not None})
+    return build_recipe(options.get("recipe"), overrides, options.get("operator_params") or {}), None
+
+
+def _given(value: Any) -> bool:
+    return value is not None and not (isinstance(value, (str, dict, list, tuple)) and len(value) == 0)
 
 
 def replay_options(sidecar: str | Path) -> dict[str, Any]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 from torch import Tensor
 
 from flowprior.errors import UsageError
+from flowprior.io import LazyRows, to_hwc, to_uint
 
 
 def blend_toward_input(restored: Tensor, observed: Tensor, strength: float, mask: Tensor | None) -> Tensor:
@@ -18,7 +22,21 @@ def blend_toward_input(restored: Tensor, observed: Tensor, strength: float, mask
     return blended if mask is None else torch.where(mask > 0.5, blended, restored)
 
 
-def side_by_side(before: Tensor, after: Tensor, gap: int = 8) -> Tensor:
-    """``before | gray divider | after`` along the width, in ``before``'s dtype (the ``--compare`` review image)."""
-    divider = torch.full((*before.shape[:-1], gap), 0.5, dtype=before.dtype)
-    return torch.cat([before, divider, after.to(before.dtype)], -1)
+def side_by_side(before: Callable[[int, int], Tensor], after, gap: int = 8) -> LazyRows:
+    """``before | gray divider | after`` along the width, 8-bit (the ``--compare`` review image), built a block of
+    rows at a time so that a full-resolution review of a large scan is streamed like the output.
+
+    Args:
+        before: ``before(y0, y1)`` -> (1, C, y1 - y0, W) float rows in [0, 1] (the input).
+        after: (H, W, C [+ alpha]) uint8 samples of the restoration, sliced by rows (alpha is left out).
+        gap: width of the divider (gray 0.5).
+    """
+    height, width = after.shape[:2]
+    channels = 1 if after.shape[2] in (1, 2) else 3
+    gray = to_uint(torch.tensor(0.5), 8)
+
+    def read(y0: int, y1: int) -> np.ndarray:
+        divider = np.full((y1 - y0, gap, channels), gray, np.uint8)
+        return np.concatenate([to_hwc(before(y0, y1), None, 8), divider, after[y0:y1][..., :channels]], axis=1)
+
+    return LazyRows((height, 2 * width + gap, channels), np.uint8, read)

@@ -16,8 +16,12 @@ Conventions:
 * Tiles of batch item ``b`` are contiguous: tile ``t`` of item ``b`` is at index ``b * num_tiles + t``, and
   ``t`` runs row-major over the origins.
 * Blending uses a separable window (raised cosine or linear ramp across the overlap, flat 1 elsewhere, flat
-  also on tile sides that face the image border) divided by the accumulated window, computed in float64, so
-  the weights of all tiles covering a pixel sum to 1 and ``merge(split(x))`` returns ``x``.
+  also on tile sides that face the image border); each axis profile is divided by the accumulated profiles along
+  that axis, in float64, so the weights of all tiles covering a pixel sum to 1 and ``merge(split(x))`` returns
+  ``x``.
+* Streaming: :func:`split_range` cuts a range of tiles from only the rows it covers (of a tensor, or of an image
+  read by rows), and :class:`Blender` blends tiles as they arrive, handing each image row out once final; the
+  values are those of :func:`split` and :func:`merge`, whatever the chunking.
 
 Example:
     >>> grid = make_grid(100, 70, tile=64, overlap=8, align=8)
@@ -32,7 +36,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import torch
@@ -226,12 +230,27 @@ def _fold(tiles: Tensor, grid: TileGrid, batch: int) -> Tensor:
     return F.fold(cols, grid.padded_size, kernel_size=p, stride=grid.stride)
 
 
+def _axis_weights(origins: tuple[int, ...], padded: int, grid: TileGrid, device: torch.device) -> Tensor:
+    """(count, P) window profiles along one axis, each divided by the sum of all profiles at that position (float64),
+    so that they sum to 1 along the axis."""
+    prof = _axis_profiles(len(origins), grid, device)
+    at = torch.tensor(origins, device=device)[:, None] + torch.arange(grid.tile, device=device)  # (count, P)
+    total = torch.zeros(padded, dtype=torch.float64, device=device).index_add_(0, at.flatten(), prof.flatten())
+    return prof / total[at]  # > 0 everywhere since ramps are strictly positive
+
+
+def _row_weights(grid: TileGrid, wy: Tensor, wx: Tensor, row: int) -> Tensor:
+    """(cols, P, P) blending weights of the tiles of tile row ``row`` (from the normalized axis profiles)."""
+    return wy[row][None, :, None] * wx[:, None, :]
+
+
 def blend_weights(grid: TileGrid, device: torch.device | str | None = None) -> Tensor:
     """Per-tile blending weights that sum to 1 at every pixel of the padded image.
 
-    The raw window is separable: a ramp across each overlap with a neighbour, 1 elsewhere. It is divided by
-    the window accumulated over all tiles (float64), so the result partitions unity even when the alignment
-    made the overlap exceed half a tile and three tiles share a pixel.
+    The raw window is separable: a ramp across each overlap with a neighbour, 1 elsewhere. Each axis profile is
+    divided by the sum of the profiles of all tiles at that position (float64), and a tile's weight is the product
+    of its row and column profiles, so the weights partition unity even when the alignment made the overlap exceed
+    half a tile and three tiles share a pixel.
 
     Args:
         grid: from :func:`make_grid`.
@@ -241,12 +260,9 @@ def blend_weights(grid: TileGrid, device: torch.device | str | None = None) -> T
         (T, P, P) float64.
     """
     device = torch.device("cpu") if device is None else torch.device(device)
-    wy = _axis_profiles(len(grid.ys), grid, device)
-    wx = _axis_profiles(len(grid.xs), grid, device)
-    raw = (wy[:, None, :, None] * wx[None, :, None, :]).reshape(grid.num_tiles, 1, grid.tile, grid.tile)
-    acc = _fold(raw, grid, batch=1)  # (1, 1, Hp, Wp); > 0 everywhere since ramps are strictly positive
-    acc_tiles = split_padded(acc, grid)
-    return (raw / acc_tiles.clamp_min(torch.finfo(torch.float64).tiny)).squeeze(1)
+    wy = _axis_weights(grid.ys, grid.padded_height, grid, device)
+    wx = _axis_weights(grid.xs, grid.padded_width, grid, device)
+    return torch.cat([_row_weights(grid, wy, wx, row) for row in range(len(grid.ys))])
 
 
 def merge(tiles: Tensor, grid: TileGrid, batch: int) -> Tensor:
@@ -296,6 +312,18 @@ def split_params(
     Raises:
         ValueError: a value without the batch as first dimension, or a spatial key of the wrong shape.
     """
+    return split_params_range(params, grid, batch, 0, batch * grid.num_tiles, spatial_keys)
+
+
+def split_params_range(
+    params: dict[str, Tensor],
+    grid: TileGrid,
+    batch: int,
+    start: int,
+    stop: int,
+    spatial_keys: Collection[str] | None = None,
+) -> dict[str, Tensor]:
+    """``split_params(params, grid, batch)`` restricted to tiles ``start..stop-1``, without cutting the others."""
     out: dict[str, Tensor] = {}
     for key, value in params.items():
         if value.dim() == 0 or value.shape[0] != batch:
@@ -308,10 +336,127 @@ def split_params(
             spatial = key in spatial_keys
         if spatial:
             _check_spatial(value, grid, name=f"param {key!r}")
-            out[key] = split(value, grid)
+            out[key] = split_range(value, grid, start, stop)
         else:
-            out[key] = value.repeat_interleave(grid.num_tiles, dim=0)
+            out[key] = value[torch.arange(start, stop, device=value.device) // grid.num_tiles]
     return out
+
+
+# ----------------------------------------------------------------------------------------- streaming by rows
+
+#: ``rows(b, y0, y1)`` -> (1, C, y1 - y0, W): rows ``y0..y1-1`` of image ``b`` of a batch that is read by rows.
+RowReader = Callable[[int, int, int], Tensor]
+
+
+def _reader(source: Tensor | RowReader) -> RowReader:
+    if isinstance(source, Tensor):
+        return lambda b, y0, y1: source[b : b + 1, :, y0:y1]
+    return source
+
+
+def padded_rows(source: Tensor | RowReader, grid: TileGrid, item: int, top: int, bottom: int) -> Tensor:
+    """Rows ``top..bottom-1`` of ``pad_to_grid`` of image ``item``, reading only the image rows they come from.
+
+    Args:
+        source: a (B, C, H, W) tensor, or a :data:`RowReader`.
+        grid: from :func:`make_grid` for (H, W).
+        item: which image of the batch.
+        top, bottom: padded rows, ``0 <= top < bottom <= grid.padded_height``.
+
+    Returns:
+        (1, C, bottom - top, padded_width), a fresh tensor.
+    """
+    iy = _pad_index(grid.height, grid.padded_height, torch.device("cpu"))[top:bottom]
+    low, high = int(iy.min()), int(iy.max()) + 1
+    block = _reader(source)(item, low, high)
+    if bottom > grid.height:  # reflected or replicated rows below the image
+        block = block.index_select(-2, (iy - low).to(block.device))
+    return block.index_select(-1, _pad_index(grid.width, grid.padded_width, block.device))
+
+
+def split_range(source: Tensor | RowReader, grid: TileGrid, start: int, stop: int) -> Tensor:
+    """Tiles ``start..stop-1`` of ``split(x, grid)`` (tile t of item b at ``b * T + t``), cut from the rows they
+    cover only: a chunk of tiles never needs the whole image in memory.
+
+    Args:
+        source: a (B, C, H, W) tensor, or a :data:`RowReader` (e.g. one that decodes rows of a file on demand).
+        grid: from :func:`make_grid` for (H, W).
+        start, stop: tile indices, ``0 <= start < stop <= B * T``.
+
+    Returns:
+        (stop - start, C, P, P), contiguous; the same values as ``split(x, grid)[start:stop]``.
+    """
+    t, cols, p, s = grid.num_tiles, len(grid.xs), grid.tile, grid.stride
+    parts = []
+    for item in range(start // t, (stop - 1) // t + 1):
+        first, last = max(start - item * t, 0), min(stop - item * t, t)  # tiles of this item, [first, last)
+        top_row, end_row = first // cols, (last - 1) // cols + 1
+        block = padded_rows(source, grid, item, grid.ys[top_row], grid.ys[end_row - 1] + p)
+        c = block.shape[1]
+        tiles = block.unfold(2, p, s).unfold(3, p, s).permute(0, 2, 3, 1, 4, 5).reshape(-1, c, p, p)
+        parts.append(tiles[first - top_row * cols : last - top_row * cols])
+    return torch.cat(parts).contiguous()
+
+
+class Blender:
+    """Blend restored tiles back into images while they arrive, handing out each image row once it is final.
+
+    Tiles come in tile order (:func:`split`'s), in chunks of any size. A tile row is blended once all its tiles
+    are there, with the weights of :func:`blend_weights`, into a float64 accumulator that only spans the rows a
+    later tile row can still touch; rows above the next tile row's origin are final and go to ``emit``. The
+    arithmetic does not depend on how the tiles were chunked (tile rows are always added in the same order), so
+    a streamed restoration gives the same values as one that holds all tiles at once.
+
+    Args:
+        grid: the grid the tiles were cut with.
+        emit: ``emit(item, y0, y1, rows)`` with ``rows`` (1, C, y1 - y0, W) in the tiles' dtype; every image row
+            is emitted exactly once, top to bottom, image after image.
+    """
+
+    def __init__(self, grid: TileGrid, emit: Callable[[int, int, int, Tensor], None]):
+        self.grid, self.emit = grid, emit
+        self.wy = _axis_weights(grid.ys, grid.padded_height, grid, torch.device("cpu"))
+        self.wx = _axis_weights(grid.xs, grid.padded_width, grid, torch.device("cpu"))
+        self.pending: list[Tensor] = []  # tiles of the tile row being filled
+        self.count = 0  # tiles received
+        self.acc: Tensor | None = None  # (1, C, rows, padded_width) float64, from image row `self.done`
+        self.done = 0  # image rows of the current item emitted
+
+    def add(self, tiles: Tensor) -> None:
+        """Take the next ``len(tiles)`` restored tiles, (n, C, P, P)."""
+        cols = len(self.grid.xs)
+        while len(tiles):
+            take = cols - sum(len(x) for x in self.pending)
+            self.pending.append(tiles[:take])
+            tiles = tiles[take:]
+            if sum(len(x) for x in self.pending) == cols:
+                self._blend_row(torch.cat(self.pending))
+                self.pending = []
+
+    def _blend_row(self, row_tiles: Tensor) -> None:
+        grid, cols, p = self.grid, len(self.grid.xs), self.grid.tile
+        item, row = divmod(self.count // cols, len(grid.ys))
+        self.count += cols
+        c = row_tiles.shape[1]
+        weighted = row_tiles.to(torch.float64) * _row_weights(grid, self.wy, self.wx, row)[:, None]
+        strip = F.fold(weighted.reshape(cols, c * p * p).transpose(0, 1)[None], (p, grid.padded_width),
+                       kernel_size=p, stride=grid.stride)  # (1, C, P, padded_width)
+        top = grid.ys[row] - self.done
+        if self.acc is None:
+            self.acc = torch.zeros(1, c, 0, grid.padded_width, dtype=torch.float64)
+        if self.acc.shape[2] < top + p:
+            grow = torch.zeros(1, c, top + p - self.acc.shape[2], grid.padded_width, dtype=torch.float64)
+            self.acc = torch.cat([self.acc, grow], 2)
+        self.acc[:, :, top : top + p] += strip
+        final = grid.ys[row + 1] if row + 1 < len(grid.ys) else grid.height
+        final = min(final, grid.height)
+        if final > self.done:
+            rows = self.acc[:, :, : final - self.done, : grid.width].to(row_tiles.dtype)
+            self.emit(item, self.done, final, rows)
+            self.acc = self.acc[:, :, final - self.done :].clone()
+            self.done = final
+        if row + 1 == len(grid.ys):  # the item is finished
+            self.acc, self.done = None, 0
 
 
 def iter_chunks(num_tiles: int, max_tiles: int) -> list[range]:

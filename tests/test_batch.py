@@ -20,6 +20,7 @@ from PIL import Image as PILImage
 
 from flowprior import io
 from flowprior.batch import BYTES_PER_PIXEL, TileCost, parse_size, plan_batch, plan_memory, read_manifest
+from flowprior.batch.memory import FIXED_BYTES, ImageBuffers, estimate, image_buffers
 from flowprior.cli import main
 from flowprior.prior.checkpoint import save_checkpoint
 from flowprior.restoration import RestoreRecipe
@@ -191,13 +192,64 @@ def test_a_fatal_disk_error_stops_the_batch_with_exit_code_3(tmp_path, model, ca
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(restore_module, "write_image", full_disk)
+    monkeypatch.setattr(restore_module, "write_array", full_disk)
     code, _, stderr = run(
         capsys, "restore", tmp_path / "in", "-o", tmp_path / "out", "--model", model, *FAST, "--quiet"
     )
     assert code == 3 and "No space left" in stderr and "rerun to resume" in stderr
     end = read_manifest(tmp_path / "out" / "flowprior-manifest.jsonl")[-1]
     assert end["event"] == "run_end" and end["status"] == "fatal" and end["failed"] == 1  # stopped at the first
+
+
+def test_a_manifest_write_error_mid_batch_stops_it_with_exit_code_3(tmp_path, model, capsys, monkeypatch):
+    import builtins
+    import errno
+
+    import flowprior.batch.manifest as manifest_module
+
+    make_folder(tmp_path / "in", 4)
+    appends = []
+
+    def failing_open(path, mode="r", *args, **kwargs):  # the third append (run_start, file 1, file 2) fails
+        if "a" in mode:
+            appends.append(path)
+            if len(appends) == 3:
+                raise OSError(errno.EIO, "Input/output error")
+        return builtins.open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(manifest_module, "open", failing_open, raising=False)
+    code, _, stderr = run(
+        capsys, "restore", tmp_path / "in", "-o", tmp_path / "out", "--model", model, *FAST, "--quiet"
+    )
+    assert code == 3 and "Traceback" not in stderr, stderr
+    assert "cannot write the manifest" in stderr and "Input/output error" in stderr and "rerun to resume" in stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["scan00.png", "scan01.png"]  # then stopped
+    end = read_manifest(tmp_path / "out" / "flowprior-manifest.jsonl")[-1]
+    assert end["event"] == "run_end" and end["status"] == "fatal" and end["exit_code"] == 3
+
+
+def test_the_manifest_names_the_peak_rss_for_what_it_is_the_process_high_water_mark(tmp_path, model, capsys,
+                                                                                       monkeypatch):
+    import flowprior.batch.item as item_module
+
+    make_folder(tmp_path / "in", 2)
+    restore = item_module.restore_file
+
+    def first_file_is_heavy(source, *args, **kwargs):
+        if source.name == "scan00.png":
+            ballast = np.ones(100 * 2**20 // 8)  # 100 MiB, touched
+            ballast.sum()
+        return restore(source, *args, **kwargs)
+
+    monkeypatch.setattr(item_module, "restore_file", first_file_is_heavy)
+    argv = ["restore", tmp_path / "in", "-o", tmp_path / "out", "--model", model, *FAST, "--quiet"]
+    code, _, stderr = run(capsys, *argv)
+    assert code == 0, stderr
+    rows = [e for e in read_manifest(tmp_path / "out" / "flowprior-manifest.jsonl") if e.get("status") == "restored"]
+    assert [Path(r["input"]).name for r in rows] == ["scan00.png", "scan01.png"]
+    assert all("peak_rss" not in r for r in rows)  # not presented as the file's own peak
+    heavy, light = rows
+    assert light["process_peak_rss"] >= heavy["process_peak_rss"] > 100 * 2**20  # the light file carries the mark
 
 
 # ------------------------------------------------------------------------------------------------ bad inputs
@@ -454,6 +506,32 @@ def test_params_from_replays_a_run_bit_for_bit(tmp_path, model, capsys):
     assert code == 2 and "cannot be combined with seed" in stderr
 
 
+@pytest.mark.parametrize("option", [["--seed", "0"], ["--strength", "0"]])
+@pytest.mark.parametrize("target", ["file", "folder"])
+def test_params_from_refuses_zero_valued_options_too(tmp_path, model, capsys, option, target):
+    make_folder(tmp_path / "in", 1)
+    source = tmp_path / "in" / "scan00.png"
+    code, _, stderr = run(capsys, "restore", source, "-o", tmp_path / "first.png", "--model", model, *FAST, "--quiet")
+    assert code == 0, stderr
+    replay = ["--params-from", tmp_path / "first.png.json", *option, "--quiet"]
+    output = tmp_path / ("again.png" if target == "file" else "again")
+    code, _, stderr = run(capsys, "restore", source if target == "file" else tmp_path / "in", "-o", output, *replay)
+    assert code == 2 and f"cannot be combined with {option[0][2:]}" in stderr
+    assert not output.exists()
+
+
+def test_options_override_the_recipe_in_one_place():
+    from flowprior.restore_file import resolve_recipe
+
+    recipe, replay = resolve_recipe(None, recipe=RestoreRecipe(seed=5, degradation="jpeg"), seed=0,
+                                    settings={"solver.weight": 3}, operator_params={"noise.sigma": 2},
+                                    degradation="noise")
+    assert replay is None and recipe.seed == 0 and recipe.degradation == "noise" and recipe.solver.weight == 3
+    assert recipe.params == {"noise.sigma": 2}
+    with pytest.raises(TypeError, match="unknown"):
+        resolve_recipe(None, sead=1)
+
+
 # ---------------------------------------------------------------------------------------------------- memory
 
 
@@ -462,14 +540,53 @@ def test_memory_budget_picks_max_tiles_or_refuses():
         RestoreRecipe(degradation="noise"),
         TileCost(bytes_per_tile=10_000_000, seconds_per_tile_step=0.01),
     )
-    plan = plan_memory(640, 640, recipe, 64, cost, budget=1_000_000_000, baseline=300_000_000)
-    room = 1_000_000_000 - 300_000_000 - BYTES_PER_PIXEL * 640 * 640
-    assert plan["max_tiles"] == room // 10_000_000 and plan["estimated_peak"] <= 1_000_000_000
+    budget, baseline = 1_000_000_000, 300_000_000
+    plan = plan_memory(640, 640, recipe, 64, cost, budget=budget, baseline=baseline)
+    assert plan["streamed"] and plan["output"] == "memory" and plan["estimated_peak"] <= budget
+    more = estimate(640, 640, recipe, 64, cost, baseline, plan["max_tiles"] + 1)
+    assert more["estimated_peak"] > budget  # the most tiles that fit
+    assert plan["image_bytes"] == 6 * 640 * 640  # 8-bit RGB samples in and out; no float image
+    # the whole-image path (holes to fill, a learned warm start) holds BYTES_PER_PIXEL per pixel while solving
+    whole = plan_memory(640, 640, recipe, 64, cost, budget, baseline, ImageBuffers(streamed=False))
+    room = budget - baseline - (BYTES_PER_PIXEL + 6) * 640 * 640 - FIXED_BYTES
+    assert whole["max_tiles"] == room // 10_000_000
+    # 50 megapixels in 4 GiB: streamed it fits; the whole-image path is refused with what it needs
+    default = TileCost(bytes_per_tile=12_400_000, seconds_per_tile_step=0.01)
+    big = plan_memory(5774, 8660, recipe, 64, default, parse_size("4GiB"), 500_000_000)
+    assert big["max_tiles"] > 100 and big["estimated_peak"] <= parse_size("4GiB")
     with pytest.raises(ValueError, match="needs about"):
-        plan_memory(4000, 4000, recipe, 64, cost, budget=1_000_000_000, baseline=300_000_000)
+        plan_memory(5774, 8660, recipe, 64, default, parse_size("4GiB"), 500_000_000, ImageBuffers(streamed=False))
+    # when even one tile does not fit beside the input and output samples, the output samples go to a file
+    heavy, rgb16 = TileCost(bytes_per_tile=900_000_000, seconds_per_tile_step=1.0), image_buffers(3, False, 16, ".tif")
+    assert rgb16 == ImageBuffers(decode=12, input=6, output=6, review=0, encode=0)  # TIFF 16-bit RGB: streamed
+    need = estimate(5774, 8660, recipe, 64, heavy, 300_000_000, 1, rgb16)["estimated_peak"]
+    squeezed = plan_memory(5774, 8660, recipe, 64, heavy, need - 1, 300_000_000, rgb16)
+    assert squeezed["output"] == "disk" and squeezed["max_tiles"] == 1 and squeezed["estimated_peak"] < need
     assert parse_size("4GiB") == 4 * 1024**3 and parse_size("1.5 GB") == 1_500_000_000
     with pytest.raises(ValueError, match="4GiB"):
         parse_size("four gigs")
+
+
+def test_an_output_kept_on_disk_gives_the_same_bytes(tmp_path, model):
+    from flowprior.batch.memory import estimate as estimate_peak
+
+    source = io.write_image(tmp_path / "in.png", natural_crop(60, 90), bit_depth=16)
+    seen = {}
+
+    def planner(output):
+        def plan(height, width, recipe, prior, buffers):
+            seen[output] = buffers
+            cost = TileCost(1, 0.0)
+            return estimate_peak(height, width, recipe, prior.patch_size, cost, 0, 5, buffers, output == "disk")
+        return plan
+
+    for output in ("memory", "disk"):
+        restore_file(source, tmp_path / f"{output}.png", model=str(model), degradation="noise", steps=4,
+                     progress=False, compare=True, memory_planner=planner(output))
+    assert sha(tmp_path / "memory.png") == sha(tmp_path / "disk.png")
+    assert sha(tmp_path / "memory.compare.png") == sha(tmp_path / "disk.compare.png")
+    assert seen["disk"].input == 6 and seen["disk"].review == 3  # 16-bit RGB; the review's 8-bit copy
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # the sample file is gone
 
 
 def test_max_memory_is_recorded_in_the_sidecar(tmp_path, model, capsys):

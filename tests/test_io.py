@@ -289,3 +289,29 @@ def test_writes_are_atomic(tmp_path, natural_image, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         io.write_image(target, 1 - natural_image)
     assert target.read_bytes() == before and os.listdir(tmp_path) == ["x.png"]  # no temporary file left over
+
+
+# ------------------------------------------------------------------------------------------------- streaming
+
+
+@pytest.mark.parametrize("suffix,bit_depth,colour,alpha", [(".png", 8, 3, False), (".png", 16, 3, True),
+                                                           (".tif", 16, 1, False), (".tif", 8, 3, False),
+                                                           (".png", 8, 1, True)])
+def test_lazy_rows_header_and_row_stores_match_the_whole_image_path(tmp_path, suffix, bit_depth, colour, alpha):
+    array = _random_uint(37, 29, colour + alpha, bit_depth)
+    path = _write_array(tmp_path / f"a{suffix}", array, colour)
+    eager, lazy = io.read_image(path), io.read_image(path, lazy=True)
+    assert lazy.pixels is None and lazy.size == (37, 29) and lazy.channels == colour and lazy.has_alpha == alpha
+    assert torch.equal(torch.cat([lazy.rows(0, 10), lazy.rows(10, 37)], 2), eager.pixels)
+    if alpha:
+        assert torch.equal(lazy.alpha_rows(5, 9), eager.alpha[..., 5:9, :])
+    assert io.read_header(path) == io.Header(37, 29, colour, alpha, bit_depth)
+    for file in (None, tmp_path / ".samples.tmp"):  # in memory, and in a file mapped a block at a time
+        store = io.RowStore(array.shape, array.dtype, file)
+        for y0 in range(0, 37, 8):
+            store[y0 : y0 + 8] = array[y0 : y0 + 8]
+        assert np.array_equal(store[0:37], array)
+        io.write_array(tmp_path / f"b{suffix}", store)
+        store.close()
+        assert (tmp_path / f"b{suffix}").read_bytes() == path.read_bytes()
+    assert not (tmp_path / ".samples.tmp").exists()

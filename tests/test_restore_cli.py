@@ -130,3 +130,60 @@ def test_auto_recipe_follows_the_degradation(spec, name):
 
     assert auto_recipe_name(spec) == name
     assert find_recipe(name, "restore").is_file()
+
+
+def _whole_image_restore(y, recipe, prior):
+    """What restore_tensor did before it streamed: all tiles cut from the whole image and its warm start, solved
+    ``max_tiles`` at a time, merged at once."""
+    from flowprior import tiling
+    from flowprior.restoration import _build_operator, initial_latents, make_initializer
+    from flowprior.solver import Energy, LatentMAPSolver
+
+    op, params = _build_operator(recipe, tuple(y.shape), None)
+    x0 = make_initializer(recipe)(y, op, params)
+    grid = tiling.make_grid(*y.shape[-2:], tile=prior.patch_size, overlap=recipe.tiling.overlap, align=op.block_size())
+    y_tiles, x0_tiles, tile_params = tiling.split(y, grid), tiling.split(x0, grid), tiling.split_params(params, grid, 1)
+    outputs = []
+    for rows in tiling.iter_chunks(grid.num_tiles, recipe.tiling.max_tiles or grid.num_tiles):
+        chunk = {k: v[rows.start : rows.stop] for k, v in tile_params.items()}
+        energy = Energy(observed=y_tiles[rows.start : rows.stop], mask=None,
+                        forward=lambda x, p=chunk: op.forward_model(x, p), weight=recipe.solver.weight,
+                        prior_term=recipe.solver.prior_term)
+        latents = initial_latents(prior, x0_tiles[rows.start : rows.stop], recipe.solver.init_latent)
+        outputs.append(LatentMAPSolver(prior).solve(energy, latents, recipe.stages(prior.num_levels)).image)
+    return tiling.merge(torch.cat(outputs), grid, batch=1).clamp(0, 1)
+
+
+@pytest.mark.parametrize("spec,params", [("noise", {"noise.sigma": 5}), ("jpeg+noise", {"jpeg.quality": 30})])
+def test_a_streamed_restore_is_bit_identical_to_the_whole_image_one(tmp_path, make_natural_image, spec, params):
+    from flowprior.restoration import ImageRows, restore_rows
+    from flowprior.restore_file import restore_file
+
+    prior = tiny_prior(patch=32, levels=2)  # 32-px tiles, stride 24: 6 x 9 = 54 tiles on 150 x 210
+    settings = {"degradation": spec, "solver.steps_per_stage": 2, "solver.final_steps": 3, "tiling.max_tiles": 7}
+    recipe = build_recipe(None, settings, params)
+    y = make_natural_image(150, 210)
+    reference = _whole_image_restore(y, recipe, prior)
+
+    reads, out = [], torch.full_like(y, float("nan"))
+
+    def read(b, y0, y1):
+        reads.append((y0, y1))
+        return y[..., y0:y1, :]
+
+    def emit(b, y0, y1, rows):
+        out[..., y0:y1, :] = rows
+
+    info = restore_rows(ImageRows(1, 3, 150, 210, read), recipe, prior=prior, emit=emit)
+    assert info["tiles"]["streamed"] and torch.equal(out, reference)
+    assert max(y1 - y0 for y0, y1 in reads) <= 24 + 32  # 7 tiles span two tile rows: never the whole image
+
+    # The same through files: rows decoded from the PNG's samples, quantized into the output array, PNG streamed.
+    source = io.write_image(tmp_path / "in.png", y)
+    save_checkpoint(tmp_path / "tiny.pt", prior.config_dict(), prior.state_dict())
+    restore_file(source, tmp_path / "streamed.png", model=str(tmp_path / "tiny.pt"), degradation=spec,
+                 operator_params=params, settings={k: v for k, v in settings.items() if k != "degradation"},
+                 chroma="restore", progress=False)
+    whole = _whole_image_restore(io.read_image(source).pixels, recipe, prior)
+    io.write_image(tmp_path / "whole.png", whole)
+    assert (tmp_path / "streamed.png").read_bytes() == (tmp_path / "whole.png").read_bytes()

@@ -1,9 +1,12 @@
+import math
+
 import pytest
 import torch
 
 from flowprior.prior.glow import Glow, GlowConfig
 from flowprior.restoration import build_recipe, restore_tensor
 from flowprior.solver import Energy, LatentMAPSolver, Stage, coarse_to_fine
+from flowprior.solver.weighting import noise_matched_weight
 from tests.flow_checks import randomize
 
 
@@ -119,3 +122,36 @@ def test_restore_errors_name_the_problem():
         restore_tensor(y, build_recipe(None, {"degradation": "downsample"}, {}), prior=prior)
     with pytest.raises(ValueError, match="NaN"):
         restore_tensor(torch.full((1, 3, 8, 8), float("nan")), prior=prior)
+
+
+def test_noise_matched_weight_follows_the_gaussian_likelihood():
+    sigma = torch.tensor([5 / 255, 25 / 255, 0.0])
+    weight = noise_matched_weight(sigma, temperature=0.2, fallback=300.0)
+    assert weight[0].item() == pytest.approx(0.2 / (2 * (5 / 255) ** 2))  # 260.1
+    assert weight[0].item() / weight[1].item() == pytest.approx(25.0)  # λ moves with 1/σ²
+    assert weight[2].item() == 300.0  # no declared noise: the recipe's fixed λ
+    assert noise_matched_weight(sigma, temperature=None, fallback=300.0) == 300.0
+    assert noise_matched_weight(None, temperature=0.2, fallback=300.0) == 300.0
+    tiny = noise_matched_weight(torch.tensor([1e-9]), temperature=0.2, fallback=300.0)
+    assert math.isfinite(tiny.item()) and tiny.item() == pytest.approx(0.2 / (2 * (0.5 / 255) ** 2))
+    with pytest.raises(ValueError, match="noise_temperature"):
+        noise_matched_weight(sigma, temperature=0.0, fallback=1.0)
+
+
+def test_recipe_noise_temperature_sets_lambda_per_tile_from_the_operator():
+    from degradations import parse
+    from flowprior.restoration import _data_weight
+
+    op = parse("jpeg+noise", {"jpeg.quality": 30, "noise.sigma": 5})
+    params = op.sample_params((2, 3, 8, 8), torch.Generator().manual_seed(0))
+    params["noise.sigma"] = torch.tensor([5.0, 25.0], dtype=torch.float64)  # two tiles, two noise levels
+    matched = build_recipe(None, {"degradation": "jpeg+noise", "solver.noise_temperature": 0.2,
+                                  "solver.weight": 7.0}, {})
+    weight = _data_weight(matched.solver, op, params, torch.float32)
+    assert weight.dtype == torch.float32
+    assert torch.allclose(weight, torch.tensor([0.2 / (2 * (5 / 255) ** 2), 0.2 / (2 * (25 / 255) ** 2)]))
+    fixed = build_recipe(None, {"degradation": "jpeg+noise", "solver.weight": 7.0}, {})
+    assert _data_weight(fixed.solver, op, params, torch.float32) == 7.0
+    assert _data_weight(matched.solver, parse("jpeg"), {"jpeg.quality": torch.tensor([30])}, torch.float32) == 7.0
+    with pytest.raises(ValueError, match="noise_temperature"):
+        build_recipe(None, {"solver.noise_temperature": -1.0}, {})

@@ -192,6 +192,54 @@ def test_split_params_spatial_and_per_image():
     assert all(torch.equal(params[k], before[k]) for k in params)
 
 
+@pytest.mark.parametrize("size,overlap,align", [((150, 210), 8, 1), ((100, 70), 8, 8), ((257, 131), 16, 8),
+                                                ((5, 7), 8, 1), ((150, 150), 20, 8)])
+def test_split_range_and_the_blender_stream_what_split_and_merge_do_at_once(size, overlap, align):
+    grid = make_grid(*size, tile=32, overlap=overlap, align=align)
+    x = _rand((2, 3, *size), seed=21, dtype=torch.float32)
+    tiles = split(x, grid)
+    reads = []
+
+    def read(b, y0, y1):  # what a file-backed reader sees
+        reads.append(y1 - y0)
+        return x[b : b + 1, :, y0:y1]
+
+    n = len(tiles)
+    for start, stop in [(0, n), (0, 1), (n // 3, n - 1), (grid.num_tiles - 1, grid.num_tiles + 1)]:
+        assert torch.equal(tiling.split_range(read, grid, start, stop), tiles[start:stop])
+    tiling.split_range(read, grid, 1, 2)
+    assert reads[-1] <= grid.tile  # one tile reads one tile's rows (or fewer: the image is shorter)
+    params = {"quality": torch.tensor([30.0, 70.0]), "mask": (x[:, :1] > 0.5).float()}
+    whole = split_params(params, grid, batch=2)
+    start, stop = min(3, n - 1), max(n - 2, min(3, n - 1) + 1)
+    part = tiling.split_params_range(params, grid, 2, start, stop)
+    assert all(torch.equal(part[k], whole[k][start:stop]) for k in params)
+    reference = merge(tiles, grid, batch=2)
+    outputs = {}
+    for chunk in (n, 1, 5, len(grid.xs) + 1):
+        out, order = torch.full_like(x, float("nan")), []
+
+        def emit(b, y0, y1, rows, out=out, order=order):
+            out[b : b + 1, :, y0:y1] = rows
+            order.append((b, y0, y1))
+
+        blender = tiling.Blender(grid, emit)
+        for rows in iter_chunks(n, chunk):
+            blender.add(tiles[rows.start : rows.stop])
+        assert [y0 for b, y0, _ in order if b == 0] == [0] + [y1 for b, _, y1 in order if b == 0][:-1]
+        assert order[-1] == (1, order[-1][1], size[0])  # every row once, top to bottom, image after image
+        outputs[chunk] = out
+        torch.testing.assert_close(out, reference, rtol=0, atol=1e-6)  # float32 rounding of a float64 sum
+    assert all(torch.equal(out, outputs[n]) for out in outputs.values())  # chunking never changes a bit
+
+
+def test_blend_weights_are_the_product_of_normalized_axis_profiles():
+    grid = make_grid(150, 150, tile=64, overlap=40, align=16)  # stride 16: four tiles share a pixel per axis
+    wts = blend_weights(grid)
+    cols = len(grid.xs)
+    torch.testing.assert_close(wts[cols + 2], wts[cols + 2, :, :1] * wts[2, :1, :] / wts[2, 0, 0], rtol=1e-12, atol=0)
+
+
 def test_split_params_errors_and_explicit_spatial_keys():
     grid = make_grid(5, 5, tile=8, overlap=2)
     kernel = _rand((2, 1, 5, 5))

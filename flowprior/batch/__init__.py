@@ -13,7 +13,8 @@
   atomically). Finished outputs are skipped unless ``overwrite``; an image without a sidecar (a run killed between
   the two writes) is redone. Stale temporary files of planned outputs are removed first.
 * Failures: a file that fails is recorded and the batch goes on; disk full, a read-only or failing output
-  volume stop the batch (``BatchSummary.fatal``). Exit codes: 0 all ok, 1 some failed, 2 usage error, 3 fatal.
+  volume, and a manifest that cannot be written stop the batch (``BatchSummary.fatal``). Exit codes: 0 all ok,
+  1 some failed, 2 usage error, 3 fatal.
 * Manifest: ``OUTPUT_DIR/flowprior-manifest.jsonl``, appended (fsync per line) with ``run_start``, one ``file``
   event per input and ``run_end``; every run has a ``run_id``.
 * Memory model (:func:`plan_memory`): ``peak = baseline RSS + BYTES_PER_PIXEL * H * W + max_tiles * per-tile cost``.
@@ -31,9 +32,12 @@ from flowprior.batch.item import record, restore_item
 from flowprior.batch.manifest import MANIFEST_NAME, Manifest, read_manifest
 from flowprior.batch.memory import (
     BYTES_PER_PIXEL,
+    ImageBuffers,
     TileCost,
     current_rss,
+    estimate,
     format_size,
+    image_buffers,
     measure_tile_cost,
     memory_planner,
     parse_size,
@@ -72,11 +76,14 @@ __all__ = [
     "PROGRESS_MODES",
     "BatchOptions",
     "BatchSummary",
+    "ImageBuffers",
     "Manifest",
     "TileCost",
     "WorkItem",
     "current_rss",
+    "estimate",
     "format_size",
+    "image_buffers",
     "measure_tile_cost",
     "memory_planner",
     "output_suffix",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flowprior.batch.memory import BYTES_PER_PIXEL, current_rss, format_size, plan_memory, tile_count
+from flowprior.batch.memory import current_rss, estimate, format_size, image_buffers, plan_memory, tile_count
 from flowprior.errors import UsageError
 
 
@@ -12,8 +12,10 @@ def _steps(recipe, prior) -> int:
     return sum(stage.steps for stage in recipe.stages(prior.num_levels))
 
 
-def dry_run(items, todo, recipe, prior, cost, options, summary, echo) -> None:
+def dry_run(items, todo, recipe, prior, cost, options, summary, echo, compare: bool = False) -> None:
     """Fill ``summary.planned`` and print the work list with estimated seconds and peak memory per file."""
+    from flowprior.restoration import streams
+
     baseline, steps, chosen = current_rss(), _steps(recipe, prior), {id(i) for i in todo}
     total_seconds, peak = 0.0, baseline
     for item in items:
@@ -22,21 +24,24 @@ def dry_run(items, todo, recipe, prior, cost, options, summary, echo) -> None:
             row["action"] = "beyond --limit"
         elif id(item) in chosen and item.size is not None:
             h, w = item.size
+            header = item.header
+            buffers = image_buffers(header.channels, header.alpha, header.bit_depth, item.target.suffix, compare,
+                                    streams(recipe, item.mask is not None))
             tiles = tile_count(h, w, recipe, prior.patch_size)
-            chunk = min(tiles, recipe.tiling.max_tiles or tiles)
+            at_once = min(tiles, recipe.tiling.max_tiles or tiles)
+            plan = estimate(h, w, recipe, prior.patch_size, cost, baseline, at_once, buffers)
             if options.max_memory is not None:
                 try:
-                    chunk = plan_memory(h, w, recipe, prior.patch_size, cost, options.max_memory, baseline)[
-                        "max_tiles"
-                    ]
+                    plan = plan_memory(h, w, recipe, prior.patch_size, cost, options.max_memory, baseline, buffers)
                 except UsageError as error:
                     row["note"] = str(error)
             row.update(
                 size=[h, w],
                 tiles=tiles,
-                max_tiles=chunk,
+                max_tiles=plan["max_tiles"],
+                output_samples=plan["output"],
                 seconds=round(tiles * steps * cost.seconds_per_tile_step, 1),
-                peak_bytes=int(baseline + BYTES_PER_PIXEL * h * w + chunk * cost.bytes_per_tile),
+                peak_bytes=plan["estimated_peak"],
             )
             total_seconds += row["seconds"]
             peak = max(peak, row["peak_bytes"])

@@ -24,7 +24,9 @@ def restore_item(item: WorkItem, recipe, prior, kwargs: dict[str, Any], planner,
 
     Returns:
         The manifest fields: ``status`` (``restored``/``failed``), ``seconds``; restored: ``input_sha256``,
-        ``output_sha256``, ``tiles``, ``warnings``, ``peak_rss``, ``host`` and ``pid`` (who did it); failed
+        ``output_sha256``, ``tiles``, ``warnings``, ``process_peak_rss`` (bytes: the peak RSS of the process that
+        restored it, since that process started - the high-water mark over this file and every file before it in
+        that process, not this file's own peak), ``host`` and ``pid`` (who did it); failed
         (:func:`failure`): ``error``, ``error_type``, ``fatal`` (disk full, read-only volume: the batch must stop)
         and ``traceback`` for unexpected errors.
     """
@@ -43,7 +45,8 @@ def restore_item(item: WorkItem, recipe, prior, kwargs: dict[str, Any], planner,
                        trace=None if expected else traceback.format_exc())
     return {"status": "restored", "seconds": round(time.perf_counter() - clock, 3),
             "input_sha256": sidecar["input"]["sha256"], "output_sha256": sidecar["output"]["sha256"],
-            "tiles": sidecar["tiles"]["count"], "warnings": sidecar["warnings"], "peak_rss": peak_rss(),
+            "tiles": sidecar["tiles"]["count"], "warnings": sidecar["warnings"],
+            "process_peak_rss": peak_rss(),
             "host": socket.gethostname(), "pid": os.getpid()}
 
 

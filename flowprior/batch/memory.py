@@ -1,8 +1,17 @@
-"""Memory and time estimates: ``peak = baseline RSS + BYTES_PER_PIXEL * H * W + max_tiles * per-tile cost``.
+"""Memory and time estimates (docs/batch.md, "Memory and time").
 
-The per-tile cost is measured on the loaded model (:func:`measure_tile_cost`); the whole-image term is a constant
-measured on this code (see :data:`BYTES_PER_PIXEL`). Time: ``tiles * steps * seconds per tile-step``, the last
-measured the same way. :func:`parse_size` reads ``--max-memory``.
+A file is restored in three phases, and the peak is the baseline RSS plus the largest of them (:func:`estimate`)::
+
+    read  = (decode + input) * H * W
+    solve = (input + output + review) * H * W + band(max_tiles) + max_tiles * bytes_per_tile + FIXED_BYTES
+    write = (input + output + review + encode) * H * W + FIXED_BYTES
+
+``input``, ``output``, ... are bytes per pixel of the whole-image arrays, which hold samples of the final dtype
+(:class:`ImageBuffers`, from the file's channels and bit depth and the output format); the float tensors exist only
+for the band of tile rows being solved (``band``, :data:`BAND_BYTES_PER_PIXEL`). When the warm start needs the
+whole image (holes to fill, learned warm starts) the solve holds :data:`BYTES_PER_PIXEL` per pixel instead.
+The per-tile cost is measured on the loaded model (:func:`measure_tile_cost`). Time: ``tiles * steps * seconds per
+tile-step``, the last measured the same way. :func:`parse_size` reads ``--max-memory``.
 """
 
 from __future__ import annotations
@@ -20,10 +29,64 @@ import torch
 from flowprior import tiling
 from flowprior.errors import UsageError
 
-#: Resident bytes per image pixel while one image is restored, beyond the tiles being solved: the float32 image,
-#: its warm start, their tiles, the restored tiles, the float64 merge and the 8/16-bit encode (measured:
-#: docs/batch.md, "Memory"). Gray images are solved as RGB, so this does not depend on the channels.
+#: Resident bytes per image pixel of the whole-image path (a warm start that needs the whole image: masks, learned
+#: warm starts): the float32 image, its warm start, the mask and the fill's temporaries. Measured on the code before
+#: streaming (docs/batch.md, "Memory"), which also held all tiles and a float64 merge, so it is an upper bound now.
 BYTES_PER_PIXEL = 200
+
+#: Resident bytes per pixel of the padded rows the chunk being solved spans, on the streamed path: the float32
+#: band of the observation and of its warm start with their padded copies, the float64 conversions of decoded rows
+#: (and YCbCr for luminance restoration), the restored tiles of the unfinished tile row, the float64 blend
+#: accumulator and the rows being written back (measured, docs/batch.md).
+BAND_BYTES_PER_PIXEL = 128
+
+#: Bytes that do not grow with the image: the encoders' blocks of rows (1 MiB of samples, ~20 working copies), the
+#: mean-chroma blocks, small buffers.
+FIXED_BYTES = 64 * 1024**2
+
+
+@dataclass(frozen=True)
+class ImageBuffers:
+    """Bytes per pixel of the whole-image arrays of one file (:func:`image_buffers` fills them in).
+
+    Attributes:
+        decode: transient while the file is read, beyond ``input``: its bytes and the decoder's image.
+        input: the decoded samples, kept until the output is written.
+        output: the output samples (the final dtype), filled band by band; on disk when they do not fit.
+        review: the 8-bit restoration kept for ``--compare`` when the output is 16-bit.
+        encode: transient while the output is encoded by Pillow (JPEG, WebP, 8-bit and gray TIFF): its copy of the
+            image and the encoded bytes. PNG and 16-bit colour TIFF are encoded a block of rows at a time (0).
+        streamed: the float tensors exist a band at a time (:func:`flowprior.restoration.streams`).
+    """
+
+    decode: float = 7.0
+    input: float = 3.0
+    output: float = 3.0
+    review: float = 0.0
+    encode: float = 0.0
+    streamed: bool = True
+
+
+def image_buffers(channels: int = 3, alpha: bool = False, bit_depth: int = 8, output_format: str = ".png",
+                  compare: bool = False, streamed: bool = True) -> ImageBuffers:
+    """The :class:`ImageBuffers` of a file with ``channels`` colour channels (+ ``alpha``) of ``bit_depth`` bits,
+    written to ``output_format`` (a suffix) — what ``restore_file`` holds for it."""
+    from flowprior.io import output_format as format_of
+
+    fmt = format_of("x" + output_format)
+    sample = bit_depth // 8
+    out_sample = sample if bit_depth in fmt.bit_depths else 1
+    out_channels = channels + (alpha and fmt.alpha)
+    decoder = channels * sample if bit_depth == 16 and channels > 1 else (4 if channels > 1 or alpha else sample)
+    streamed_encoder = fmt.name == "PNG" or (fmt.name == "TIFF" and out_sample == 2 and out_channels > 1)
+    return ImageBuffers(
+        decode=(channels + alpha) * sample + decoder,  # the file's bytes (at most the samples) + the decoded image
+        input=(channels + alpha) * sample,
+        output=out_channels * out_sample,
+        review=channels if compare and out_sample == 2 else 0,
+        encode=0 if streamed_encoder else 4 + 3 * out_channels * out_sample,
+        streamed=streamed,
+    )
 
 
 @dataclass(frozen=True)
@@ -44,7 +107,8 @@ def current_rss() -> int:
 
 
 def peak_rss() -> int:
-    """Peak resident set size of this process so far, in bytes."""
+    """Peak resident set size of this process since it started (``getrusage``), in bytes: a high-water mark, so in a
+    batch it covers every file restored so far, not only the last one."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
@@ -97,61 +161,116 @@ def measure_tile_cost(prior, recipe, counts: tuple[int, int] = (2, 6)) -> TileCo
     return TileCost(int(activations + state), seconds)
 
 
-def tile_count(height: int, width: int, recipe, patch: int) -> int:
-    """Tiles the solver cuts an image of this size into (origins aligned to the degradation's blocks)."""
+def estimate(height: int, width: int, recipe, patch: int, cost: TileCost, baseline: int, max_tiles: int,
+             buffers: ImageBuffers | None = None, output_on_disk: bool = False) -> dict[str, Any]:
+    """Estimated peak RSS of restoring one ``height`` x ``width`` file with ``max_tiles`` tiles solved at once.
+
+    Returns:
+        ``baseline``, ``image_bytes`` (whole-image arrays held while solving), ``band_bytes``, ``bytes_per_tile``,
+        ``max_tiles``, ``read_bytes``, ``write_bytes``, ``output`` (``memory`` or ``disk``), ``streamed``,
+        ``estimated_peak`` (bytes; module docstring).
+    """
+    buffers = buffers or ImageBuffers()
+    pixels = height * width
+    output = 0 if output_on_disk else buffers.output
+    held = (buffers.input + output + buffers.review) * pixels
+    band = 0
+    if buffers.streamed:
+        grid = _grid(height, width, recipe, patch)
+        band = (-(-max_tiles // len(grid.xs)) + 2) * patch * grid.padded_width * BAND_BYTES_PER_PIXEL
+    else:
+        held += BYTES_PER_PIXEL * pixels
+    read = (buffers.decode + buffers.input) * pixels
+    write = (buffers.input + output + buffers.review + buffers.encode) * pixels + FIXED_BYTES
+    solve = held + band + max_tiles * cost.bytes_per_tile + FIXED_BYTES
+    return {
+        "baseline": int(baseline),
+        "image_bytes": int(held),
+        "band_bytes": int(band),
+        "bytes_per_tile": cost.bytes_per_tile,
+        "max_tiles": int(max_tiles),
+        "read_bytes": int(read),
+        "write_bytes": int(write),
+        "output": "disk" if output_on_disk else "memory",
+        "streamed": buffers.streamed,
+        "estimated_peak": int(baseline + max(read, solve, write)),
+    }
+
+
+def _grid(height: int, width: int, recipe, patch: int) -> tiling.TileGrid:
     from degradations import parse
 
     try:
         align = parse(recipe.degradation, recipe.params).block_size()
     except ValueError:
         align = 1
-    return tiling.make_grid(height, width, tile=patch, overlap=recipe.tiling.overlap, align=align).num_tiles
+    return tiling.make_grid(height, width, tile=patch, overlap=recipe.tiling.overlap, align=align)
+
+
+def tile_count(height: int, width: int, recipe, patch: int) -> int:
+    """Tiles the solver cuts an image of this size into (origins aligned to the degradation's blocks)."""
+    return _grid(height, width, recipe, patch).num_tiles
 
 
 def plan_memory(
-    height: int, width: int, recipe, patch: int, cost: TileCost, budget: int, baseline: int | None = None
-) -> dict[str, int]:
-    """Pick ``tiling.max_tiles`` so that the estimated peak RSS stays within ``budget`` bytes.
+    height: int,
+    width: int,
+    recipe,
+    patch: int,
+    cost: TileCost,
+    budget: int,
+    baseline: int | None = None,
+    buffers: ImageBuffers | None = None,
+) -> dict[str, Any]:
+    """Pick ``tiling.max_tiles`` (and where the output samples live) so that the estimated peak stays in ``budget``.
+
+    The most tiles whose solve phase fits, with the output in memory; when even one tile does not fit that way,
+    with the output samples in a file (:class:`flowprior.io.RowStore`).
 
     Returns:
-        ``budget``, ``baseline``, ``image_bytes``, ``bytes_per_tile``, ``max_tiles``, ``estimated_peak`` (bytes).
+        :func:`estimate`'s dict for the chosen ``max_tiles``, plus ``budget``.
 
     Raises:
-        UsageError: the image's own buffers alone exceed the budget.
+        UsageError: the budget cannot be met even with one tile and the output on disk.
     """
     baseline = current_rss() if baseline is None else baseline
     tiles = tile_count(height, width, recipe, patch)
-    image_bytes = BYTES_PER_PIXEL * height * width
-    room = budget - baseline - image_bytes
-    if room < cost.bytes_per_tile:
-        need = baseline + image_bytes + cost.bytes_per_tile
+    cap = min(tiles, recipe.tiling.max_tiles or tiles)
+    plan = None
+    for on_disk in (False, True):
+        one = estimate(height, width, recipe, patch, cost, baseline, 1, buffers, on_disk)
+        if one["estimated_peak"] > budget:
+            continue
+        low, high = 1, cap  # the estimate grows with max_tiles: the largest that fits
+        while low < high:
+            mid = (low + high + 1) // 2
+            peak = estimate(height, width, recipe, patch, cost, baseline, mid, buffers, on_disk)["estimated_peak"]
+            low, high = (mid, high) if peak <= budget else (low, mid - 1)
+        plan = estimate(height, width, recipe, patch, cost, baseline, low, buffers, on_disk)
+        break
+    if plan is None:
+        need = estimate(height, width, recipe, patch, cost, baseline, 1, buffers, True)
         raise UsageError(
-            f"restoring {height}x{width} needs about {format_size(need)} (process {format_size(baseline)}"
-            f" + image buffers {format_size(image_bytes)} + one tile); --max-memory is {format_size(budget)}"
+            f"restoring {height}x{width} needs about {format_size(need['estimated_peak'])} (process "
+            f"{format_size(baseline)} + image buffers {format_size(need['image_bytes'])} + one tile, or "
+            f"{format_size(need['read_bytes'])} to read it); --max-memory is {format_size(budget)}"
         )
-    max_tiles = min(tiles, room // cost.bytes_per_tile, recipe.tiling.max_tiles or tiles)
-    return {
-        "budget": budget,
-        "baseline": baseline,
-        "image_bytes": image_bytes,
-        "bytes_per_tile": cost.bytes_per_tile,
-        "max_tiles": int(max_tiles),
-        "estimated_peak": int(baseline + image_bytes + max_tiles * cost.bytes_per_tile),
-    }
+    return {"budget": budget, **plan}
 
 
-def memory_planner(budget: int, cost: TileCost | None = None) -> Callable[..., dict[str, int]]:
-    """A ``planner(height, width, recipe, prior)`` for ``restore_file``: :func:`plan_memory` under ``budget`` bytes.
+def memory_planner(budget: int, cost: TileCost | None = None) -> Callable[..., dict[str, Any]]:
+    """A ``planner(height, width, recipe, prior, buffers=None)`` for ``restore_file``: :func:`plan_memory` under
+    ``budget`` bytes.
 
-    The baseline RSS is taken now, before any image is read (image buffers are the ``BYTES_PER_PIXEL`` term);
+    The baseline RSS is taken now, before any image is read (image buffers are the ``buffers`` terms);
     the per-tile cost is ``cost`` or measured on the first call.
     """
     state: dict[str, Any] = {"cost": cost, "baseline": current_rss()}
 
-    def planner(height: int, width: int, recipe, prior) -> dict[str, int]:
+    def planner(height: int, width: int, recipe, prior, buffers: ImageBuffers | None = None) -> dict[str, Any]:
         if state["cost"] is None:
             state["cost"] = measure_tile_cost(prior, recipe)
-        return plan_memory(height, width, recipe, prior.patch_size, state["cost"], budget, state["baseline"])
+        return plan_memory(height, width, recipe, prior.patch_size, state["cost"], budget, state["baseline"], buffers)
 
     return planner
 

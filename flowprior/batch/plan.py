@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowprior.errors import UsageError
+from flowprior.io import Header, read_header
 from flowprior.restore_file import compare_path, sidecar_path
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
@@ -28,6 +29,7 @@ class WorkItem:
     action: str
     mask: Path | None = None
     size: tuple[int, int] | None = None  # (H, W), upright; None when the header could not be read
+    header: Header | None = None  # channels and bit depth too (for the memory estimate)
     note: str = ""
 
 
@@ -67,18 +69,6 @@ def output_suffix(source: Path, fmt: str = "auto") -> str:
     if suffix in (".png", ".tif", ".tiff") or (suffix == ".webp" and _lossless_webp(source)):
         return source.suffix
     return ".png"
-
-
-def _header_size(path: Path) -> tuple[int, int] | None:
-    from PIL import Image as PILImage
-
-    try:
-        with PILImage.open(path) as im:
-            width, height = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001 - any unreadable header: the file fails later with a clear read error
-        return None
-    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -132,7 +122,8 @@ def plan_batch(
         elif target.exists() and not overwrite:
             item.action, item.note = "redo", "an earlier run left the image without its sidecar"
         if item.action in ("restore", "redo"):
-            item.size = _header_size(source)
+            item.header = read_header(source)
+            item.size = None if item.header is None else (item.header.height, item.header.width)
         claimed.setdefault(real, []).append(item)
         items.append(item)
     for shared in (group for group in claimed.values() if len(group) > 1):

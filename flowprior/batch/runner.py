@@ -3,6 +3,7 @@ the files to the Ray backend)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sys
 import time
@@ -13,7 +14,7 @@ from typing import Any
 from flowprior import __version__
 from flowprior.batch.dry_run import dry_run
 from flowprior.batch.item import record, restore_item
-from flowprior.batch.manifest import MANIFEST_NAME, Manifest
+from flowprior.batch.manifest import MANIFEST_NAME, Manifest, ManifestError
 from flowprior.batch.memory import measure_tile_cost, memory_planner
 from flowprior.batch.options import PROGRESS_MODES, BatchOptions, BatchSummary
 from flowprior.batch.plan import plan_batch, remove_stale_temporaries
@@ -22,42 +23,18 @@ from flowprior.batch.ray_backend import run_on_ray
 from flowprior.errors import UsageError
 
 
-def _resolve_settings(restore: dict[str, Any]):
+def _resolve_settings(restore: dict[str, Any], max_memory: int | None):
     """(recipe, prior, restore_file kwargs) shared by every file of the batch; the model is loaded once."""
-    from flowprior.restoration import build_recipe, load_model, with_total_steps
-    from flowprior.restore_file import replay_options
+    from flowprior.restoration import load_model, with_total_steps
+    from flowprior.restore_file import SOLVE_OPTIONS, resolve_recipe
 
     kwargs = {key: restore.get(key) for key in ("chroma", "strength", "quality")}
     kwargs["compare"] = bool(restore.get("compare"))
-    if restore.get("params_from"):
-        conflicting = [
-            k
-            for k in (
-                "degradation",
-                "settings",
-                "operator_params",
-                "steps",
-                "seed",
-                "init",
-                "model",
-                "chroma",
-                "strength",
-            )
-            if restore.get(k)
-        ]
-        if conflicting:
-            raise UsageError(f"--params-from cannot be combined with {', '.join(conflicting)}")
-        replay = replay_options(restore["params_from"])
-        recipe = replay["recipe"]
-        kwargs.update(
-            chroma=replay["chroma"], strength=replay["strength"], quality=kwargs["quality"] or replay["quality"]
-        )
-    else:
-        overrides = dict(restore.get("settings") or {})
-        for key in ("degradation", "seed", "init", "model"):
-            if restore.get(key) is not None:
-                overrides[key] = restore[key]
-        recipe = build_recipe(restore.get("recipe"), overrides, restore.get("operator_params") or {})
+    options = {key: restore.get(key) for key in SOLVE_OPTIONS if key != "max_memory"}
+    recipe, replay = resolve_recipe(restore.get("params_from"), **options, max_memory=max_memory)
+    if replay:
+        quality = kwargs["quality"] if kwargs["quality"] is not None else replay["quality"]
+        kwargs.update(chroma=replay["chroma"], strength=replay["strength"], quality=quality)
     prior = load_model(recipe.model)
     if restore.get("steps") is not None:
         recipe = with_total_steps(recipe, restore["steps"], prior.num_levels)
@@ -103,7 +80,7 @@ def run_batch(
         fmt=options.format,
         overwrite=options.overwrite,
     )
-    recipe, prior, kwargs = _resolve_settings(restore)
+    recipe, prior, kwargs = _resolve_settings(restore, options.max_memory)
     for item in items:
         fmt_ok = item.target.suffix.lower() in (".jpg", ".jpeg", ".webp") or kwargs["quality"] is None
         if not fmt_ok:
@@ -116,7 +93,7 @@ def run_batch(
     planner = None if options.max_memory is None else memory_planner(options.max_memory, cost)
     summary = BatchSummary(run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3))
     if options.dry_run:
-        dry_run(items, todo, recipe, prior, cost, options, summary, echo)
+        dry_run(items, todo, recipe, prior, cost, options, summary, echo, kwargs["compare"])
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -142,39 +119,49 @@ def run_batch(
         return summary
     report = Reporter(options.progress, todo, echo)
     try:
-        for item in items:
-            if item.action == "skip":
-                summary.skipped.append(str(item.source))
-                manifest.write("file", input=str(item.source), output=str(item.target), status="skipped",
-                               reason="finished in an earlier run")
-            elif item.action == "error":
-                summary.failed.append((str(item.source), item.note))
-                manifest.write("file", input=str(item.source), output=str(item.target), status="failed",
-                               error=item.note)
-        if options.backend == "ray":
-            run_on_ray(todo, recipe, kwargs, options, getattr(prior, "sha256", None), manifest, report, summary)
-        else:
-            for item in todo:
-                report.start(item)
-                outcome = restore_item(item, recipe, prior, kwargs, planner, options.progress == "bar")
-                record(item, outcome, manifest, report, summary)
-                if summary.fatal:
-                    break
+        _restore_all(items, todo, recipe, prior, kwargs, planner, options, manifest, report, summary)
+    except ManifestError as error:  # the run log cannot be kept (disk full, I/O error): stop, like a fatal file
+        summary.fatal = str(error)
     except KeyboardInterrupt:
-        manifest.write("run_end", status="interrupted", **_counts(summary))
+        with contextlib.suppress(ManifestError):
+            manifest.write("run_end", status="interrupted", **_counts(summary))
         raise
     finally:
         report.close()
     summary.seconds = time.perf_counter() - started
-    manifest.write(
-        "run_end",
-        status="fatal" if summary.fatal else "finished",
-        exit_code=summary.exit_code,
-        seconds=round(summary.seconds, 3),
-        fatal=summary.fatal,
-        **_counts(summary),
-    )
+    try:
+        manifest.write(
+            "run_end",
+            status="fatal" if summary.fatal else "finished",
+            exit_code=summary.exit_code,
+            seconds=round(summary.seconds, 3),
+            fatal=summary.fatal,
+            **_counts(summary),
+        )
+    except ManifestError as error:
+        summary.fatal = summary.fatal or str(error)
     return summary
+
+
+def _restore_all(items, todo, recipe, prior, kwargs, planner, options, manifest, report, summary) -> None:
+    """Record the skipped and unplannable files, then restore the work list (here or on Ray) until a fatal error."""
+    for item in items:
+        if item.action == "skip":
+            summary.skipped.append(str(item.source))
+            manifest.write("file", input=str(item.source), output=str(item.target), status="skipped",
+                           reason="finished in an earlier run")
+        elif item.action == "error":
+            summary.failed.append((str(item.source), item.note))
+            manifest.write("file", input=str(item.source), output=str(item.target), status="failed", error=item.note)
+    if options.backend == "ray":
+        run_on_ray(todo, recipe, kwargs, options, getattr(prior, "sha256", None), manifest, report, summary)
+        return
+    for item in todo:
+        report.start(item)
+        outcome = restore_item(item, recipe, prior, kwargs, planner, options.progress == "bar")
+        record(item, outcome, manifest, report, summary)
+        if summary.fatal:
+            break
 
 
 def _counts(summary: BatchSummary) -> dict[str, int]:

@@ -27,7 +27,7 @@ class Energy:
         mask: (B, 1, P, P) with 1 where a pixel enters the data term, or None for all pixels.
         forward: A, the data term's model of the degradation (identity for the paper's formulation, or the
             degradation's differentiable ``forward_model`` with each tile's params).
-        weight: λ.
+        weight: λ, a number or a (B,) tensor (one per tile, e.g. matched to each tile's noise level).
         prior_term: ``"flow"`` — the flow's full ``-log p(T(u)) = -log N(u) + log|det ∂T/∂u|`` (paper); or
             ``"latent"`` — ``-log N(u)`` only (cheaper: no log-determinant bookkeeping, same decode).
     """
@@ -35,7 +35,7 @@ class Energy:
     observed: Tensor
     mask: Tensor | None
     forward: Callable[[Tensor], Tensor] | None
-    weight: float
+    weight: float | Tensor
     prior_term: str = "flow"
 
     def __post_init__(self):
