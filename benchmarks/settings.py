@@ -17,7 +17,12 @@ SETTINGS = {
 
 
 #: settings used only to tune recipes (not part of Table 1)
-TUNING_SETTINGS = {**SETTINGS, "holes": ("mask", {"mask.coverage": 0.05, "mask.size": 10})}
+TUNING_SETTINGS = {
+    **SETTINGS,
+    "holes": ("mask", {"mask.coverage": 0.05, "mask.size": 10}),
+    # the README example's composition: a harder JPEG than Table 1's multi
+    "multi30": ("mask+noise+jpeg", {"mask.coverage": 0.05, "mask.size": 10, "noise.sigma": 5, "jpeg.quality": 30}),
+}
 
 
 def degrade(clean: torch.Tensor, setting: str, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from settings import SETTINGS, TUNING_SETTINGS, degrade  # noqa: E402
+from settings import SETTINGS, TUNING_SETTINGS, degrade
 
-from flowprior.data import photo_sources  # noqa: E402
-from flowprior.metrics import psnr  # noqa: E402
-from flowprior.recipe import parse_override  # noqa: E402
-from flowprior.restoration import build_recipe, load_model, restore_tensor  # noqa: E402
+from flowprior.data import photo_sources
+from flowprior.metrics import psnr
+from flowprior.recipe import parse_override
+from flowprior.restoration import build_recipe, load_model, restore_tensor
 
 
 def validation_crops(root: str, count: int, size: int, seed: int = 0) -> torch.Tensor:

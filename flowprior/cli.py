@@ -220,7 +220,7 @@ def _run_restore(args: argparse.Namespace) -> int:
                                           ("--manifest", args.manifest), ("--backend", args.backend != "local"))
                    if on]
     if folder_only:
-        raise UsageError(f"{', '.join(folder_only)} apply to folders; IN is a file")
+        raise UsageError(f"{', '.join(folder_only)} only work when IN is a folder; {args.input} is a file")
     from flowprior.restore_file import restore_file
 
     sidecar = restore_file(args.input, args.output, mask=args.mask, invert_mask=args.invert_mask,

@@ -6,10 +6,10 @@ Unknown keys and wrongly typed values are errors that name the key. Nothing from
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 import re
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 

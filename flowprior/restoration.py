@@ -318,7 +318,7 @@ def restore_rows(source: ImageRows, recipe: RestoreRecipe | None = None, mask: T
         chunk_params = tiling.split_params_range(params, grid, batch, rows.start, rows.stop)
         forward = None
         if recipe.solver.data_term == "operator":
-            forward = lambda x, p=chunk_params: op.forward_model(x, p)  # noqa: E731
+            forward = lambda x, p=chunk_params: op.forward_model(x, p)
         chunk_mask = None if observed_mask is None else tiling.split_range(observed_mask, grid, rows.start, rows.stop)
         observed = tiling.split_range(y, grid, rows.start, rows.stop)
         energy = Energy(observed=observed, mask=chunk_mask,

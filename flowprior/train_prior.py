@@ -19,7 +19,13 @@ from tqdm import tqdm
 
 from flowprior.prior.checkpoint import file_sha256, read_checkpoint, save_checkpoint
 from flowprior.prior.glow import Glow, GlowConfig
-from flowprior.prior.losses import autoencoder_loss, dequantize, image_noise_loss, latent_noise_loss, nll_bits_per_dim
+from flowprior.prior.losses import (
+    autoencoder_loss,
+    dequantize,
+    image_noise_loss,
+    latent_noise_loss,
+    nll_bits_per_dim,
+)
 from flowprior.recipe import to_dict
 from flowprior.training import StopFlag, guarded_step
 
@@ -155,7 +161,8 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
             raise ValueError(f"optim.init_from {opt_cfg.init_from} has a different architecture: {payload['config']}")
         prior.load_state_dict(payload["state_dict"])
         state["init_from"] = {"path": str(opt_cfg.init_from), "sha256": file_sha256(opt_cfg.init_from),
-                              "train_state": payload.get("meta", {}).get("train_state")}
+                              "train_state": payload.get("meta", {}).get("train_state"),
+                              "optim": payload.get("meta", {}).get("recipe", {}).get("optim")}
     else:
         prior.initialize(draw(opt_cfg.init_batch))
     val_batch = val_source.sample(opt_cfg.val_patches, torch.Generator().manual_seed(opt_cfg.seed + 1))
@@ -167,11 +174,10 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
                         generator=generator.get_state())
         save_checkpoint(out / "prior.pt", prior.config_dict(), prior.state_dict(), meta)
 
-    log = open(out / "log.jsonl", "a")
     started = time.monotonic() - state["seconds"]
     bar = tqdm(total=opt_cfg.steps, initial=state["step"], disable=not progress, desc="prior", dynamic_ncols=True)
     prior.train()
-    with StopFlag() as flag:
+    with StopFlag() as flag, open(out / "log.jsonl", "a") as log:
         while state["step"] < opt_cfg.steps and not flag.stop:
             if opt_cfg.max_minutes is not None and time.monotonic() - started > 60 * opt_cfg.max_minutes:
                 break
@@ -201,12 +207,11 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
                 log.flush()
             if state["step"] % opt_cfg.checkpoint_every == 0:
                 checkpoint()
-    bar.close()
-    state["seconds"] = time.monotonic() - started
-    state["val_bpd"] = validation_bits_per_dim(prior, val_batch, opt_cfg.seed)
-    checkpoint()
-    log.write(json.dumps({"step": state["step"], "final": True, **state}) + "\n")
-    log.close()
+        bar.close()
+        state["seconds"] = time.monotonic() - started
+        state["val_bpd"] = validation_bits_per_dim(prior, val_batch, opt_cfg.seed)
+        checkpoint()
+        log.write(json.dumps({"step": state["step"], "final": True, **state}) + "\n")
     return state
 
 

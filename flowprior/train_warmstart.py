@@ -24,7 +24,7 @@ from flowprior.errors import UsageError
 from flowprior.metrics import psnr
 from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
-from flowprior.train_prior import make_patch_sources
+from flowprior.train_prior import DataSection, make_patch_sources
 from flowprior.training import StopFlag, guarded_step
 from flowprior.warmstart.flowie import FlowIEConfig
 from flowprior.warmstart.irflow import IRFlowConfig
@@ -39,13 +39,9 @@ def default_degradation_params() -> dict[str, Any]:
 
 
 @dataclass
-class WarmstartDataSection:
-    source: str = "photos"  # "photos" (an image folder, see scripts/fetch_training_data.py) or "mnist"
-    root: str = "data/train"
-    patch_size: int = 64
-    val_fraction: float = 0.05
-    downscale_lossy: bool = True
-    max_images: int | None = None
+class WarmstartDataSection(DataSection):
+    """The prior's patch data, plus the degradation that makes the degraded side of each training pair."""
+
     degradation: str = "jpeg+noise+mask"  # the operator chain that makes the degraded side of each pair
     params: dict[str, Any] = field(default_factory=default_degradation_params)  # ranges, "lo:hi"
 

@@ -8,7 +8,7 @@ from flowprior.prior.glow import Glow, GlowConfig
 from flowprior.prior.layers import ActNorm, AffineCoupling, FlowStep, InvConv1x1, squeeze2d, unsqueeze2d
 from tests.flow_checks import assert_round_trip, brute_force_logdet, randomize
 
-TINY = dict(levels=2, steps=2, width=8, depth=2, patch_size=8)
+TINY = {"levels": 2, "steps": 2, "width": 8, "depth": 2, "patch_size": 8}
 
 
 def tiny_glow(dtype=torch.float64, **overrides) -> Glow:

@@ -11,7 +11,13 @@ from flowprior import io
 from flowprior.cli import main
 from flowprior.prior.checkpoint import save_checkpoint
 from flowprior.recipe import find_recipe
-from flowprior.restoration import RestoreRecipe, build_recipe, restore_tensor, split_settings, with_total_steps
+from flowprior.restoration import (
+    RestoreRecipe,
+    build_recipe,
+    restore_tensor,
+    split_settings,
+    with_total_steps,
+)
 from tests.test_solver import tiny_prior
 
 
@@ -41,7 +47,7 @@ def run(capsys, *argv):
 def test_restore_writes_image_and_sidecar(tmp_path, model, degraded, capsys):
     source, mask = degraded
     out = tmp_path / "out.png"
-    code, stdout, stderr = run(capsys, "restore", source, "-o", out, "-d", "jpeg+noise+mask", "--mask", mask,
+    code, _, stderr = run(capsys, "restore", source, "-o", out, "-d", "jpeg+noise+mask", "--mask", mask,
                                "--set", "jpeg.quality=30", "--set", "noise.sigma=5", "--set", "solver.weight=77",
                                "--steps", "6", "--model", model, "--quiet")
     assert code == 0, stderr
@@ -78,7 +84,7 @@ def test_restore_user_errors_are_one_line(tmp_path, model, degraded, capsys, arg
 
 
 def test_a_missing_embedded_model_is_reported_clearly(tmp_path, degraded, capsys, monkeypatch):
-    import flowprior.weights as weights
+    from flowprior import weights
 
     monkeypatch.setitem(weights.EMBEDDED, "default", ("no-such-file.pt", None))
     source, _ = degraded
@@ -87,7 +93,7 @@ def test_a_missing_embedded_model_is_reported_clearly(tmp_path, degraded, capsys
 
 
 def test_an_embedded_model_with_a_wrong_sha256_is_refused(tmp_path, model, degraded, capsys, monkeypatch):
-    import flowprior.weights as weights
+    from flowprior import weights
 
     monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setitem(weights.EMBEDDED, "default", ("tiny.pt", "0" * 64))

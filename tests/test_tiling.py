@@ -256,8 +256,8 @@ def test_split_params_errors_and_explicit_spatial_keys():
 
 
 def test_iter_chunks_cover_and_chunked_solve_matches():
-    assert iter_chunks(10, 4) == [range(0, 4), range(4, 8), range(8, 10)]
-    assert iter_chunks(8, 8) == [range(0, 8)] and iter_chunks(0, 3) == []
+    assert iter_chunks(10, 4) == [range(4), range(4, 8), range(8, 10)]
+    assert iter_chunks(8, 8) == [range(8)] and iter_chunks(0, 3) == []
     for n, m in [(1, 1), (17, 5), (64, 100)]:
         chunks = iter_chunks(n, m)
         assert [i for r in chunks for i in r] == list(range(n)) and max(len(r) for r in chunks) <= m

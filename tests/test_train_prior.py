@@ -31,10 +31,10 @@ class FixedPatches:
 
 
 TERMS = {  # term -> loss weights that train it (alone, so the test says which term is broken)
-    "bpd": dict(nll=1.0, latent_noise=0.0, autoencoder=0.0, image_noise=0.0),
-    "ln": dict(nll=0.0, latent_noise=100.0, autoencoder=0.0, image_noise=0.0),
-    "ae": dict(nll=0.0, latent_noise=0.0, autoencoder=1.0, image_noise=0.0),
-    "in": dict(nll=0.0, latent_noise=0.0, autoencoder=0.0, image_noise=100.0),
+    "bpd": {"nll": 1.0, "latent_noise": 0.0, "autoencoder": 0.0, "image_noise": 0.0},
+    "ln": {"nll": 0.0, "latent_noise": 100.0, "autoencoder": 0.0, "image_noise": 0.0},
+    "ae": {"nll": 0.0, "latent_noise": 0.0, "autoencoder": 1.0, "image_noise": 0.0},
+    "in": {"nll": 0.0, "latent_noise": 0.0, "autoencoder": 0.0, "image_noise": 100.0},
 }
 
 

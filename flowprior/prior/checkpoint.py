@@ -49,7 +49,7 @@ def read_checkpoint(path: str | Path, expected_sha256: str | None = None) -> dic
                              "the file is corrupt or not the model it claims to be")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged file
+    except Exception as error:  # noqa: BLE001 -- torch raises many types for a damaged file
         raise UsageError(f"cannot read checkpoint {path}: {error}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UsageError(f"{path} is not a flowprior checkpoint")

@@ -30,17 +30,13 @@ from flowprior.warmstart.learned import (
     uniform_times_like,
 )
 from flowprior.warmstart.samplers import mean_value_sampling
-from flowprior.warmstart.unet import TimeUNet, UNetConfig
+from flowprior.warmstart.unet import VelocityNetConfig
 
 
 @dataclass
-class FlowIEConfig:
+class FlowIEConfig(VelocityNetConfig):
     """FlowIE model, training-phase and sampler settings (stored in checkpoints)."""
 
-    width: int = 32
-    depth: int = 3
-    blocks: int = 1
-    time_dim: int = 64
     initial_width: int = 32  # τφ: channels of its conv stack
     initial_layers: int = 6  # τφ: 3x3 convs (receptive field 2 * layers + 1)
     initial_fraction: float = 0.25  # share of the training steps spent on τφ alone (phase "initial")
@@ -90,8 +86,7 @@ class FlowIE(WarmStartModel):
     def __init__(self, config: FlowIEConfig):
         super().__init__(config)
         self.initial = InitialStageCNN(config.initial_width, config.initial_layers)
-        self.net = TimeUNet(UNetConfig(in_channels=6, out_channels=3, width=config.width, depth=config.depth,
-                                       blocks=config.blocks, time_dim=config.time_dim))
+        self.net = config.unet(in_channels=6)
 
     def phase_at(self, step: int, total_steps: int) -> str:
         return "initial" if step < round(self.config.initial_fraction * total_steps) else "flow"

@@ -27,17 +27,13 @@ from flowprior.warmstart.learned import (
     uniform_times_like,
 )
 from flowprior.warmstart.samplers import Velocity, irflow_sample, irflow_step, uniform_times
-from flowprior.warmstart.unet import TimeUNet, UNetConfig
+from flowprior.warmstart.unet import VelocityNetConfig
 
 
 @dataclass
-class IRFlowConfig:
+class IRFlowConfig(VelocityNetConfig):
     """IR-Flow model, consistency-loss and sampler settings (stored in checkpoints)."""
 
-    width: int = 32
-    depth: int = 3
-    blocks: int = 1
-    time_dim: int = 64
     steps: int = 2  # inference steps, 1..4 (any works: the network predicts the cumulative displacement)
     consistency_weight: float = 0.3
     consistency_min_steps: int = 2
@@ -85,8 +81,7 @@ class IRFlow(WarmStartModel):
 
     def __init__(self, config: IRFlowConfig):
         super().__init__(config)
-        self.net = TimeUNet(UNetConfig(in_channels=3, out_channels=3, width=config.width, depth=config.depth,
-                                       blocks=config.blocks, time_dim=config.time_dim))
+        self.net = config.unet()
 
     def displacement(self, x: Tensor, t: Tensor) -> Tensor:
         """Predicted ``t·(LQ − HQ)`` at state x and time t."""

@@ -37,7 +37,7 @@ from flowprior.warmstart.learned import (
     uniform_times_like,
 )
 from flowprior.warmstart.samplers import euler_sample, uniform_times
-from flowprior.warmstart.unet import TimeUNet, UNetConfig
+from flowprior.warmstart.unet import VelocityNetConfig
 
 
 def sigma_y(t: Tensor | float, beta: float = 10.0) -> Tensor:
@@ -58,13 +58,9 @@ def resflow_loss_weight(t: Tensor | float, power: float = 1.75) -> Tensor:
 
 
 @dataclass
-class ResFlowConfig:
+class ResFlowConfig(VelocityNetConfig):
     """ResFlow model and sampler settings (stored in checkpoints)."""
 
-    width: int = 32
-    depth: int = 3
-    blocks: int = 1
-    time_dim: int = 64
     beta: float = 10.0
     weight_power: float = 1.75
     steps: int = 4  # uniform Euler steps at inference
@@ -84,9 +80,7 @@ class ResFlow(WarmStartModel):
 
     def __init__(self, config: ResFlowConfig):
         super().__init__(config)
-        self.net = TimeUNet(UNetConfig(in_channels=3, out_channels=3,
-                                       aux_channels=3 if config.augmented else 0, width=config.width,
-                                       depth=config.depth, blocks=config.blocks, time_dim=config.time_dim))
+        self.net = config.unet(aux_channels=3 if config.augmented else 0)
 
     def velocity(self, x: Tensor, t: Tensor, y1: Tensor | None) -> Tensor:
         """dx/dt at (x, t), with ``y_t = σ_y(t)·y₁`` through the adaptor when augmented."""

@@ -151,6 +151,22 @@ class Adaptor(nn.Module):
         return out
 
 
+
+@dataclass
+class VelocityNetConfig:
+    """The network size every learned warm start shares (its U-Net's width, depth, blocks, time embedding)."""
+
+    width: int = 32
+    depth: int = 3
+    blocks: int = 1
+    time_dim: int = 64
+
+    def unet(self, in_channels: int = 3, aux_channels: int = 0) -> TimeUNet:
+        """A 3-channel-output :class:`TimeUNet` of this size."""
+        return TimeUNet(UNetConfig(in_channels=in_channels, out_channels=3, aux_channels=aux_channels,
+                                   width=self.width, depth=self.depth, blocks=self.blocks, time_dim=self.time_dim))
+
+
 class TimeUNet(nn.Module):
     """``net(x, t, aux=None) -> prediction`` at the size of ``x``.
 

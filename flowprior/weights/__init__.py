@@ -14,7 +14,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 
 #: name -> (file inside this package, sha256)
 EMBEDDED = {
-    "default": ("default-prior.pt", "9e6df945a437a5a3219c0b79502138cee1ba0c9af1fa708ab9d28f39ede33d55"),
+    "default": ("default-prior.pt", "a202bdb729938f05ad33fbf0861948e773c27c9ca2aaf7b4dc0a26ed8c35707e"),
 }
 
 
