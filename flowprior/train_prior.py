@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from flowprior.prior.checkpoint import file_sha256, read_checkpoint, save_checkpoint
+from flowprior.hashing import file_sha256
+from flowprior.prior.checkpoint import read_checkpoint, save_checkpoint
 from flowprior.prior.glow import Glow, GlowConfig
 from flowprior.prior.losses import (
     autoencoder_loss,

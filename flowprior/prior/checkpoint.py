@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from flowprior.errors import UsageError
-from flowprior.hashing import file_sha256  # also imported from here by training and warm-start code
+from flowprior.hashing import file_sha256
 
 FORMAT = "flowprior-checkpoint-v1"
 
@@ -67,12 +68,19 @@ def build_prior(config: dict[str, Any]) -> nn.Module:
     return Glow(GlowConfig(**config))
 
 
-def load_prior(path: str | Path, expected_sha256: str | None = None) -> nn.Module:
-    """Load a prior checkpoint in eval mode with gradients off (restoration optimizes latents, not weights)."""
+def load_module(path: str | Path, build: Callable[[dict[str, Any]], nn.Module],
+                expected_sha256: str | None = None) -> nn.Module:
+    """Load a checkpoint into ``build(config)`` in eval mode with gradients off; ``.meta`` and ``.sha256`` say
+    where it came from (models are frozen at restore time: restoration optimizes latents, not weights)."""
     payload = read_checkpoint(path, expected_sha256)
-    prior = build_prior(payload["config"])
-    prior.load_state_dict(payload["state_dict"])
-    prior.eval().requires_grad_(False)
-    prior.meta = payload["meta"]
-    prior.sha256 = expected_sha256 or file_sha256(path)
-    return prior
+    module = build(payload["config"])
+    module.load_state_dict(payload["state_dict"])
+    module.eval().requires_grad_(False)
+    module.meta = payload["meta"]
+    module.sha256 = expected_sha256 or file_sha256(path)
+    return module
+
+
+def load_prior(path: str | Path, expected_sha256: str | None = None) -> nn.Module:
+    """Load a prior checkpoint (see :func:`load_module`)."""
+    return load_module(path, build_prior, expected_sha256)

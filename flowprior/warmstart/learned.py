@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from degradations import Degradation
 from flowprior.errors import UsageError
-from flowprior.prior.checkpoint import file_sha256, read_checkpoint, save_checkpoint
+from flowprior.prior.checkpoint import load_module, save_checkpoint
 from flowprior.warmstart.base import Initializer
 from flowprior.warmstart.identity import fill_missing_pixels
 
@@ -114,14 +114,8 @@ def save_warmstart(path: str | Path, model: WarmStartModel, meta: dict[str, Any]
 
 
 def load_warmstart(path: str | Path, expected_sha256: str | None = None) -> WarmStartModel:
-    """Load a warm-start checkpoint in eval mode with gradients off."""
-    payload = read_checkpoint(path, expected_sha256)
-    model = build_warmstart(payload["config"])
-    model.load_state_dict(payload["state_dict"])
-    model.eval().requires_grad_(False)
-    model.meta = payload["meta"]
-    model.sha256 = expected_sha256 or file_sha256(path)
-    return model
+    """Load a warm-start checkpoint in eval mode with gradients off (see :func:`load_module`)."""
+    return load_module(path, build_warmstart, expected_sha256)
 
 
 def prepare_input(y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
