@@ -25,9 +25,14 @@ TUNING_SETTINGS = {
 }
 
 
-def degrade(clean: torch.Tensor, setting: str, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(degraded images, observed mask or None), reproducible from ``seed``."""
+def sampled_operator(shape: tuple[int, ...], setting: str, seed: int):
+    """The setting's operator and its parameters for images of ``shape``, drawn reproducibly from ``seed``."""
     spec, params = TUNING_SETTINGS[setting]
     op = parse(spec, params)
-    sampled = op.sample_params(tuple(clean.shape), torch.Generator().manual_seed(seed))
+    return op, op.sample_params(tuple(shape), torch.Generator().manual_seed(seed))
+
+
+def degrade(clean: torch.Tensor, setting: str, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(degraded images, observed mask or None), reproducible from ``seed``."""
+    op, sampled = sampled_operator(tuple(clean.shape), setting, seed)
     return op.apply(clean, sampled), op.observed_mask(sampled)

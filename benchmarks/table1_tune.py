@@ -94,6 +94,9 @@ def tune_peers(args: argparse.Namespace) -> None:
             best = max(scores, key=lambda s: s["psnr"])
             data["params"].setdefault(method, {})[setting] = best["params"]
             data["scores"].setdefault(method, {})[setting] = scores
+            # "meta" describes the latest tune call only; each entry keeps the crops it was tuned on
+            crops = min(args.dip_crops, args.crops) if method == "dip" else args.crops
+            data.setdefault("tuned_on", {}).setdefault(method, {})[setting] = {"crops": crops, "size": args.size}
             _write(out, data)
             key = next(iter(best["params"]))
             values = [s["params"][key] for s in scores]

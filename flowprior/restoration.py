@@ -273,7 +273,10 @@ def restore_rows(source: ImageRows, recipe: RestoreRecipe | None = None, mask: T
     timings: dict[str, float] = {}
     prior = prior if prior is not None else load_model(recipe.model)
     batch, height, width, gray = source.batch, source.height, source.width, source.channels == 1
-    shape = (batch, 3, height, width)
+    channels = getattr(prior, "in_channels", 3)  # the solver works in the prior's colour space
+    if channels == 1 and not gray:
+        raise UsageError("this prior models gray images (1 channel); convert the colour input to gray first")
+    shape = (batch, channels, height, width)
     if mask is not None:
         if mask.shape[-2:] != (height, width):
             raise UsageError(f"mask size {tuple(mask.shape[-2:])} does not match the image {(height, width)}")
@@ -284,7 +287,7 @@ def restore_rows(source: ImageRows, recipe: RestoreRecipe | None = None, mask: T
 
     def solve_rows(b: int, y0: int, y1: int) -> Tensor:
         rows = source.read(b, y0, y1).float().clamp(0, 1)
-        return rows.expand(-1, 3, -1, -1) if gray else rows
+        return rows.expand(-1, channels, -1, -1) if gray else rows
 
     streamed = recipe.init == "identity" and observed_mask is None and not _image_sized(params, (height, width))
     if streamed:  # the warm start is per pixel: compute it on each band

@@ -7,9 +7,7 @@ gradient is not finite is skipped and counted instead of poisoning the weights.
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from flowprior.prior.losses import (
     nll_bits_per_dim,
 )
 from flowprior.recipe import to_dict
-from flowprior.training import StopFlag, guarded_step
+from flowprior.training import Cadence, run_training
 
 
 @dataclass
@@ -175,45 +173,24 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
                         generator=generator.get_state())
         save_checkpoint(out / "prior.pt", prior.config_dict(), prior.state_dict(), meta)
 
-    started = time.monotonic() - state["seconds"]
+    def step() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(opt_cfg, state["step"])
+        return prior_loss_terms(prior, draw(opt_cfg.batch_size), recipe.loss, generator), {}
+
+    def validate(record: dict[str, Any]) -> None:
+        record["val_bpd"] = validation_bits_per_dim(prior, val_batch, opt_cfg.seed)
+        if record["val_bpd"] < state["best_val_bpd"]:  # Glow's validation curve is noisy: keep the best
+            state["best_val_bpd"] = record["val_bpd"]
+            save_checkpoint(out / "best.pt", prior.config_dict(), prior.state_dict(),
+                            {"train_state": dict(state), "recipe": config["recipe"]})
+
     bar = tqdm(total=opt_cfg.steps, initial=state["step"], disable=not progress, desc="prior", dynamic_ncols=True)
     prior.train()
-    with StopFlag() as flag, open(out / "log.jsonl", "a") as log:
-        while state["step"] < opt_cfg.steps and not flag.stop:
-            if opt_cfg.max_minutes is not None and time.monotonic() - started > 60 * opt_cfg.max_minutes:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(opt_cfg, state["step"])
-            terms = prior_loss_terms(prior, draw(opt_cfg.batch_size), recipe.loss, generator)
-            grad_norm = guarded_step(prior.parameters(), optimizer, terms["loss"], opt_cfg.grad_clip, state)
-            if grad_norm is None:
-                continue
-            state["seconds"] = time.monotonic() - started
-            bar.update(1)
-            values = {k: round(float(v), 5) for k, v in terms.items()}
-            bar.set_postfix({**values, "skip": state["skipped"]}, refresh=False)
-            record = None
-            if state["step"] % opt_cfg.log_every == 0:
-                record = {"step": state["step"], "time": round(state["seconds"], 1), **values,
-                          "grad_norm": round(grad_norm, 3), "skipped": state["skipped"]}
-            if state["step"] % opt_cfg.val_every == 0 or state["step"] == opt_cfg.steps:
-                record = record or {"step": state["step"], "time": round(state["seconds"], 1)}
-                record["val_bpd"] = validation_bits_per_dim(prior, val_batch, opt_cfg.seed)
-                if record["val_bpd"] < state["best_val_bpd"]:  # Glow's validation curve is noisy: keep the best
-                    state["best_val_bpd"] = record["val_bpd"]
-                    save_checkpoint(out / "best.pt", prior.config_dict(), prior.state_dict(),
-                                    {"train_state": dict(state), "recipe": config["recipe"]})
-            if record:
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-            if state["step"] % opt_cfg.checkpoint_every == 0:
-                checkpoint()
-        bar.close()
-        state["seconds"] = time.monotonic() - started
-        state["val_bpd"] = validation_bits_per_dim(prior, val_batch, opt_cfg.seed)
-        checkpoint()
-        log.write(json.dumps({"step": state["step"], "final": True, **state}) + "\n")
-    return state
+    cadence = Cadence(opt_cfg.steps, opt_cfg.max_minutes, opt_cfg.grad_clip, opt_cfg.log_every, opt_cfg.val_every,
+                      opt_cfg.checkpoint_every)
+    return run_training(state, optimizer, list(prior.parameters()), cadence, out / "log.jsonl", bar, step, validate,
+                        checkpoint, lambda: {"val_bpd": validation_bits_per_dim(prior, val_batch, opt_cfg.seed)})
 
 
 @torch.no_grad()

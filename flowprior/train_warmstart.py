@@ -8,8 +8,6 @@ one step on the method's loss. Resumable, NaN-safe and logged as JSON lines like
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from flowprior.metrics import psnr
 from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
 from flowprior.train_prior import DataSection, make_patch_sources
-from flowprior.training import StopFlag, guarded_step
+from flowprior.training import Cadence, run_training
 from flowprior.warmstart.flowie import FlowIEConfig
 from flowprior.warmstart.irflow import IRFlowConfig
 from flowprior.warmstart.learned import WarmStartModel, build_warmstart, prepare_input, save_warmstart
@@ -168,51 +166,30 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
         save_warmstart(last, model, meta, optimizer=optimizer.state_dict(), generator=generator.get_state())
         save_warmstart(out / "warmstart.pt", model, meta)
 
-    started = time.monotonic() - state["seconds"]
-    bar = tqdm(total=opt.steps, initial=state["step"], disable=not progress, desc=recipe.method,
-               dynamic_ncols=True)
+    def step() -> tuple[dict[str, Tensor], dict[str, Any]]:
+        phase = model.phase_at(state["step"], opt.steps)
+        if phase != state["phase"]:
+            state["phase"], state["phase_start"] = phase, state["step"]
+        warm = (state["step"] - state["phase_start"] + 1) / max(1, opt.warmup_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = opt.lr * min(1.0, warm)
+        hq, lq = draw(train_source, opt.batch_size, generator)
+        return model.loss_terms(hq, lq, generator, phase), {"phase": phase}
+
+    def validate(record: dict[str, Any]) -> None:
+        record["val_psnr"] = validation_psnr(model, val_hq, val_lq, opt.seed)
+        record["val_input_psnr"] = input_psnr
+        best = state["best_val_psnr"]
+        if record["phase"] == model.phases[-1] and (best is None or record["val_psnr"] > best):
+            state["best_val_psnr"] = record["val_psnr"]
+            save_warmstart(out / "best.pt", model, {"train_state": dict(state), "recipe": recipe_dict,
+                                                    "val_input_psnr": input_psnr})
+
+    def final() -> dict[str, Any]:
+        return {"val_psnr": validation_psnr(model, val_hq, val_lq, opt.seed), "val_input_psnr": input_psnr}
+
+    bar = tqdm(total=opt.steps, initial=state["step"], disable=not progress, desc=recipe.method, dynamic_ncols=True)
     model.train()
-    with open(out / "log.jsonl", "a") as log, StopFlag() as flag:
-        while state["step"] < opt.steps and not flag.stop:
-            if opt.max_minutes is not None and time.monotonic() - started > 60 * opt.max_minutes:
-                break
-            phase = model.phase_at(state["step"], opt.steps)
-            if phase != state["phase"]:
-                state["phase"], state["phase_start"] = phase, state["step"]
-            warm = (state["step"] - state["phase_start"] + 1) / max(1, opt.warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = opt.lr * min(1.0, warm)
-            hq, lq = draw(train_source, opt.batch_size, generator)
-            terms = model.loss_terms(hq, lq, generator, phase)
-            grad_norm = guarded_step(model.parameters(), optimizer, terms["loss"], opt.grad_clip, state)
-            if grad_norm is None:
-                continue
-            state["seconds"] = time.monotonic() - started
-            bar.update(1)
-            values = {k: round(float(v.detach()), 6) for k, v in terms.items()}
-            bar.set_postfix({**values, "skip": state["skipped"]}, refresh=False)
-            record = None
-            if state["step"] % opt.log_every == 0:
-                record = {"step": state["step"], "time": round(state["seconds"], 1), "phase": phase, **values,
-                          "grad_norm": round(grad_norm, 4), "skipped": state["skipped"]}
-            if state["step"] % opt.val_every == 0 or state["step"] == opt.steps:
-                record = record or {"step": state["step"], "time": round(state["seconds"], 1), "phase": phase}
-                record["val_psnr"] = validation_psnr(model, val_hq, val_lq, opt.seed)
-                record["val_input_psnr"] = input_psnr
-                best = state["best_val_psnr"]
-                if phase == model.phases[-1] and (best is None or record["val_psnr"] > best):
-                    state["best_val_psnr"] = record["val_psnr"]
-                    save_warmstart(out / "best.pt", model, {"train_state": dict(state), "recipe": recipe_dict,
-                                                            "val_input_psnr": input_psnr})
-            if record:
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-            if state["step"] % opt.checkpoint_every == 0:
-                checkpoint()
-        bar.close()
-        state["seconds"] = time.monotonic() - started
-        state["val_psnr"] = validation_psnr(model, val_hq, val_lq, opt.seed)
-        state["val_input_psnr"] = input_psnr
-        checkpoint()
-        log.write(json.dumps({"step": state["step"], "final": True, **state}) + "\n")
-    return state
+    cadence = Cadence(opt.steps, opt.max_minutes, opt.grad_clip, opt.log_every, opt.val_every, opt.checkpoint_every)
+    return run_training(state, optimizer, list(model.parameters()), cadence, out / "log.jsonl", bar, step, validate,
+                        checkpoint, final)

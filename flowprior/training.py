@@ -1,9 +1,14 @@
-"""What the training loops (prior, warm starts) share: graceful stops and NaN-guarded optimizer steps."""
+"""What the training loops (prior, warm starts) share: the loop itself (time limit, logging, validation and
+checkpoint cadence), graceful stops and NaN-guarded optimizer steps."""
 
 from __future__ import annotations
 
+import json
 import signal
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,3 +61,67 @@ def guarded_step(parameters: Iterable[torch.nn.Parameter], optimizer: torch.opti
     optimizer.step()
     state["step"] += 1
     return float(grad_norm)
+
+
+@dataclass
+class Cadence:
+    """How long a run goes and how often it logs, validates and checkpoints (optimizer steps)."""
+
+    steps: int
+    max_minutes: float | None
+    grad_clip: float
+    log_every: int
+    val_every: int
+    checkpoint_every: int
+
+
+def run_training(state: dict[str, Any], optimizer: torch.optim.Optimizer, parameters: list[torch.nn.Parameter],
+                 cadence: Cadence, log_path: Path, bar,
+                 step: Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]],
+                 validate: Callable[[dict[str, Any]], None],
+                 checkpoint: Callable[[], None],
+                 final: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The training loop shared by the prior and the warm starts; returns ``state`` when the run stops.
+
+    Stops at ``cadence.steps``, after ``cadence.max_minutes`` of accumulated wall time (``state["seconds"]``
+    carries over a resume) or on SIGTERM/SIGINT, always leaving a checkpoint and a final log line.
+
+    Args:
+        state: the resumable counters (``step``, ``skipped``, ``seconds``, ...); updated in place.
+        step: sets the learning rate, draws a batch and returns ``(loss terms incl. "loss", extra log fields)``.
+        validate: adds held-out metrics to a log record (and may save the best weights).
+        checkpoint: writes the resumable checkpoint.
+        final: held-out metrics for the last line and the returned state.
+    """
+    started = time.monotonic() - state["seconds"]
+    with StopFlag() as flag, open(log_path, "a") as log:
+        while state["step"] < cadence.steps and not flag.stop:
+            if cadence.max_minutes is not None and time.monotonic() - started > 60 * cadence.max_minutes:
+                break
+            terms, fields = step()
+            grad_norm = guarded_step(parameters, optimizer, terms["loss"], cadence.grad_clip, state)
+            if grad_norm is None:
+                continue
+            state["seconds"] = time.monotonic() - started
+            bar.update(1)
+            values = {k: round(float(v.detach()), 6) for k, v in terms.items()}
+            bar.set_postfix({**values, "skip": state["skipped"]}, refresh=False)
+            number = state["step"]
+            head = {"step": number, "time": round(state["seconds"], 1), **fields}
+            record = None
+            if number % cadence.log_every == 0:
+                record = {**head, **values, "grad_norm": round(grad_norm, 4), "skipped": state["skipped"]}
+            if number % cadence.val_every == 0 or number == cadence.steps:
+                record = record or head
+                validate(record)
+            if record:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if number % cadence.checkpoint_every == 0:
+                checkpoint()
+        bar.close()
+        state["seconds"] = time.monotonic() - started
+        state.update(final())
+        checkpoint()
+        log.write(json.dumps({"step": state["step"], "final": True, **state}) + "\n")
+    return state

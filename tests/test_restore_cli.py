@@ -9,6 +9,7 @@ import torch
 
 from flowprior import io
 from flowprior.cli import main
+from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import save_checkpoint
 from flowprior.recipe import find_recipe
 from flowprior.restoration import (
@@ -193,3 +194,20 @@ def test_a_streamed_restore_is_bit_identical_to_the_whole_image_one(tmp_path, ma
     whole = _whole_image_restore(io.read_image(source).pixels, recipe, prior)
     io.write_image(tmp_path / "whole.png", whole)
     assert (tmp_path / "streamed.png").read_bytes() == (tmp_path / "whole.png").read_bytes()
+
+
+def test_a_gray_prior_restores_gray_images_in_one_channel_and_refuses_colour(make_natural_image):
+    from flowprior.prior.glow import Glow, GlowConfig
+
+    prior = Glow(GlowConfig(in_channels=1, levels=2, steps=1, width=8, patch_size=16))
+    prior.initialize(torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(0)))
+    prior.eval().requires_grad_(False)
+    clean = make_natural_image(24, 40, channels=1)
+    recipe = build_recipe(None, {"degradation": "noise", "solver.steps_per_stage": 2, "solver.final_steps": 4},
+                          {"noise.sigma": 10})
+    y = (clean + 0.04 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    out = restore_tensor(y, recipe, prior=prior).image
+    assert out.shape == clean.shape and torch.isfinite(out).all()
+    assert float((out - y).abs().max()) > 1e-4  # the solver ran in the prior's one channel
+    with pytest.raises(UsageError, match="gray"):
+        restore_tensor(make_natural_image(24, 40), recipe, prior=prior)

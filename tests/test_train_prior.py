@@ -47,7 +47,7 @@ def test_every_loss_term_decreases_over_50_steps(term):
     losses = LossSection(**TERMS[term])
 
     def evaluate() -> float:  # the same random draws before and after training
-        return float(prior_loss_terms(prior, data.images, losses, torch.Generator().manual_seed(5))[term])
+        return float(prior_loss_terms(prior, data.images, losses, torch.Generator().manual_seed(5))[term].detach())
 
     before = evaluate()
     optimizer = torch.optim.Adam(prior.parameters(), lr=2e-3)

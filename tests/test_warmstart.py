@@ -248,8 +248,14 @@ def test_loaded_warm_start_reproduces_its_output_bit_exactly(tmp_path, method):
     assert not torch.equal(first, y)  # a randomized network changes the input
 
 
-def test_missing_or_mismatched_checkpoint_is_a_usage_error_naming_the_fix(tmp_path):
+def test_missing_or_mismatched_checkpoint_is_a_usage_error_naming_the_fix(tmp_path, monkeypatch):
+    from flowprior import weights
+
+    monkeypatch.delitem(weights.EMBEDDED, "warmstart-irflow", raising=False)
     with pytest.raises(UsageError, match="flowprior train warmstart --method irflow"):
+        get_initializer("irflow")
+    monkeypatch.setitem(weights.EMBEDDED, "warmstart-irflow", ("no-such-file.pt", "0" * 64))
+    with pytest.raises(UsageError, match="is not installed.*flowprior train warmstart --method irflow"):
         get_initializer("irflow")
     _, path = _saved(tmp_path, "resflow")
     with pytest.raises(UsageError, match="--init resflow"):

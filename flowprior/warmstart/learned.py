@@ -10,6 +10,7 @@ needs no flags.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -129,11 +130,34 @@ def prepare_input(y: Tensor, degradation: Degradation, params: dict[str, Tensor]
     return x.clamp(0, 1)
 
 
+def _load_shared(path: str | Path, expected_sha256: str | None) -> WarmStartModel:
+    """Loaded once per process for every restore that asks (batch restoration builds an initializer per image).
+    Sharing is safe: loaded models are frozen (eval mode, no gradients) and never mutated. The file's size and
+    modification time are part of the key, so a checkpoint rewritten in place is loaded afresh."""
+    path = Path(path).resolve()
+    stat = path.stat() if path.is_file() else None
+    key = (str(path), stat and (stat.st_size, stat.st_mtime_ns))
+    return _load_cached(key, expected_sha256)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(key: tuple, expected_sha256: str | None) -> WarmStartModel:
+    return load_warmstart(key[0], expected_sha256)
+
+
+def embedded_warmstart(method: str) -> tuple[Path | None, str | None]:
+    """(path, sha256) of the warm start the package ships for ``method``, or (None, None)."""
+    from flowprior.weights import EMBEDDED, embedded_path, warmstart_name
+
+    return embedded_path(warmstart_name(method)) if warmstart_name(method) in EMBEDDED else (None, None)
+
+
 class LearnedInitializer(Initializer):
     """Runs a loaded :class:`WarmStartModel`. Subclasses set ``name`` (= the model's method) and register.
 
     Args:
-        checkpoint: a warm-start checkpoint trained with ``flowprior train warmstart``; required.
+        checkpoint: a warm-start checkpoint trained with ``flowprior train warmstart``; None loads the embedded
+            one for this method (``flowprior.weights.EMBEDDED["warmstart-<method>"]``) when the package ships one.
         seed: seeds the noise of stochastic samplers (ResFlow's y, FlowIE's start): the same seed and input
             give bit-identical outputs.
         expected_sha256: refuse a checkpoint file with a different hash.
@@ -142,11 +166,13 @@ class LearnedInitializer(Initializer):
     def __init__(self, checkpoint: str | Path | None = None, seed: int = 0,
                  expected_sha256: str | None = None):
         super().__init__()
+        if checkpoint is None and expected_sha256 is None:
+            checkpoint, expected_sha256 = embedded_warmstart(self.name)
         if checkpoint is None:
             raise UsageError(f"the {self.name!r} warm start needs a trained checkpoint: set the restore "
                              f"recipe key init_checkpoint (e.g. --set init_checkpoint=PATH); train one with "
                              f"`{train_command(self.name)}`")
-        self.model = load_warmstart(checkpoint, expected_sha256)
+        self.model = _load_shared(checkpoint, expected_sha256)
         if self.model.method != self.name:
             raise UsageError(f"{checkpoint} holds a {self.model.method!r} warm start, not {self.name!r}; "
                              f"use --init {self.model.method}")

@@ -1,6 +1,7 @@
 """Embedded default models, loaded as package data (no download, works offline from any directory).
 
-Each entry records the file's sha256; a file that does not match is refused. See MODEL_CARD.md beside this file.
+Each entry records the file's sha256; a file that does not match is refused. Every file has a model card beside
+it: MODEL_CARD.md for the default prior, ``<file stem>.md`` for the others.
 """
 
 from __future__ import annotations
@@ -12,10 +13,20 @@ from flowprior.errors import UsageError
 #: where the embedded files live (package data)
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
-#: name -> (file inside this package, sha256)
+#: name -> (file inside this package, sha256). Priors are named as ``--model`` takes them ("default"); learned
+#: warm starts as ``warmstart-<method>`` (what ``--init <method>`` loads when no checkpoint is given).
 EMBEDDED = {
     "default": ("default-prior.pt", "a202bdb729938f05ad33fbf0861948e773c27c9ca2aaf7b4dc0a26ed8c35707e"),
 }
+
+#: how to make each kind of embedded file yourself (quoted when one is missing)
+_TRAIN_HINTS = {
+    "default": "flowprior train prior --recipe recipes/train/cpu-default.yaml` and pass --model",
+}
+
+
+def warmstart_name(method: str) -> str:
+    return f"warmstart-{method}"
 
 
 def embedded_path(name: str = "default") -> tuple[Path, str | None]:
@@ -25,6 +36,7 @@ def embedded_path(name: str = "default") -> tuple[Path, str | None]:
     filename, sha256 = EMBEDDED[name]
     path = WEIGHTS_DIR / filename
     if not path.is_file():
-        raise UsageError(f"the embedded model {name!r} is not installed ({path} is missing); train one with "
-                         "`flowprior train prior --recipe recipes/train/cpu-default.yaml` and pass --model")
+        hint = _TRAIN_HINTS.get(name, "flowprior train warmstart --method "
+                                      f"{name.removeprefix('warmstart-')}` and pass --set init_checkpoint=PATH")
+        raise UsageError(f"the embedded model {name!r} is not installed ({path} is missing); train one with `{hint}")
     return path, sha256

@@ -1,0 +1,178 @@
+"""Learned warm starts against the cold MAP: quality and seconds on the Table 1 test crops and settings.
+
+Configurations (``--configs``, comma-separated):
+
+    <method>          the learned warm start alone (resflow, irflow, flowie): its few network passes, no MAP
+    <method>+map      warm start + the short MAP of ``recipes/restore/fast.yaml`` (init = that method)
+    paper             the cold paper schedule: ``recipes/restore/paper.yaml`` (identity init, 250 steps, flow term)
+    tuned             flowprior's tuned 100-step recipes (``--recipe auto``, identity init): Table 1's flowprior row
+
+Warm starts are the embedded ones unless ``--checkpoint METHOD=PATH`` names another. Images are the first
+``--crops`` 256×256 centre crops of Table 1 (``table1.load_test_set``), degraded with Table 1's fixed seeds, so the
+numbers line up with docs/table1.json. Every output is quantized to 8 bits before PSNR/SSIM. Seconds are wall
+time of the restoration alone (models loaded beforehand) on ``--threads`` threads.
+
+Headline: time(paper) ÷ time(<method>+map), per setting, with the PSNR difference beside it.
+
+Usage:
+    python benchmarks/warmstart.py run [--configs irflow,irflow+map,paper] [--crops 4] [--settings ...] \
+        [--out docs/warmstart.jsonl] [--checkpoint irflow=runs/warmstart-irflow/best.pt] [--resume]
+    python benchmarks/warmstart.py report [--out docs/warmstart.jsonl]
+
+Rows are JSON lines appended as they finish; ``--resume`` skips the (config, image, setting) rows already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from settings import SETTINGS, degrade, sampled_operator
+from table1 import case_seed, load_test_set
+from table1_report import quantize
+
+from flowprior.metrics import psnr, ssim
+from flowprior.recipe import find_recipe
+from flowprior.restoration import auto_recipe_name, build_recipe, load_model, restore_tensor
+from flowprior.warmstart import get_initializer
+
+METHODS = ("resflow", "irflow", "flowie")
+
+
+class Runner:
+    """Restores one (image, setting) with one configuration; models are loaded once."""
+
+    def __init__(self, checkpoints: dict[str, str]) -> None:
+        self.prior = load_model("default")
+        self.checkpoints = checkpoints
+        self.initializers = {}
+
+    def initializer(self, method: str):
+        if method not in self.initializers:
+            self.initializers[method] = get_initializer(method, checkpoint=self.checkpoints.get(method), seed=0)
+        return self.initializers[method]
+
+    def recipe(self, config: str, setting: str):
+        spec, operator = SETTINGS[setting]
+        if config == "paper":
+            name, overrides = "paper", {}
+        elif config == "tuned":
+            name, overrides = auto_recipe_name(spec), {}
+        else:
+            method = config.removesuffix("+map")
+            name, overrides = "fast", {"init": method, "init_checkpoint": self.checkpoints.get(method)}
+        return build_recipe(find_recipe(name, "restore"), {"degradation": spec, **overrides}, operator)
+
+    def __call__(self, config: str, degraded: torch.Tensor, mask: torch.Tensor | None, setting: str, seed: int):
+        if config in METHODS:
+            op, params = sampled_operator(tuple(degraded.shape), setting, seed)  # the mask is known, as to a user
+            initializer = self.initializer(config)
+            started = time.perf_counter()
+            out = initializer(degraded, op, params)
+            return out, time.perf_counter() - started, {}
+        if config.endswith("+map"):
+            self.initializer(config.removesuffix("+map"))  # load outside the timing, as the prior is
+        started = time.perf_counter()
+        result = restore_tensor(degraded, self.recipe(config, setting), mask=mask, prior=self.prior)
+        seconds = time.perf_counter() - started
+        return result.image, seconds, {"steps": sum(s.steps for s in self.recipe(config, setting).stages(
+            self.prior.num_levels)), "rollbacks": result.info["rollbacks"]}
+
+
+def run(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
+    images = dict(list(load_test_set(args.root, "256crops").items())[: args.crops])
+    out = Path(args.out)
+    done = set()
+    if args.resume and out.is_file():
+        done = {(r["config"], r["image"], r["setting"]) for r in map(json.loads, out.read_text().splitlines())}
+    runner = Runner(checkpoints)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a") as log:
+        for config in args.configs.split(","):
+            for setting in args.settings.split(","):
+                for name, clean in images.items():
+                    if (config, name, setting) in done:
+                        continue
+                    seed = case_seed("256crops", name, setting)
+                    degraded, mask = degrade(clean, setting, seed)
+                    restored, seconds, extra = runner(config, degraded, mask, setting, seed)
+                    restored = quantize(restored)
+                    row = {"config": config, "image": name, "setting": setting,
+                           "psnr": round(float(psnr(clean, restored)[0]), 4),
+                           "ssim": round(float(ssim(clean, restored)[0]), 4),
+                           "input_psnr": round(float(psnr(clean, quantize(degraded))[0]), 4),
+                           "seconds": round(seconds, 3), "threads": args.threads,
+                           "checkpoint": checkpoints.get(config.removesuffix("+map"), "embedded")
+                           if config.removesuffix("+map") in METHODS else None, **extra}
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                    print(json.dumps(row), flush=True)
+    report(args)
+
+
+def report(args: argparse.Namespace) -> None:
+    rows = [json.loads(line) for line in Path(args.out).read_text().splitlines()]
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+
+    def stat(config: str, setting: str, key: str) -> float | None:
+        values = [r[key] for r in rows if r["config"] == config and r["setting"] == setting]
+        return sum(values) / len(values) if values else None
+
+    images = sorted({r["image"] for r in rows})
+    print(f"{len(images)} crops ({', '.join(images)}); PSNR dB / SSIM / seconds per crop\n")
+    print("| config | " + " | ".join(settings) + " |")
+    print("|---" * (len(settings) + 1) + "|")
+    first = configs[0]
+    print("| input | " + " | ".join(f"{stat(first, s, 'input_psnr'):.2f}" for s in settings) + " |")
+    for c in configs:
+        cells = []
+        for s in settings:
+            p = stat(c, s, "psnr")
+            cells.append("–" if p is None else f"{p:.2f} / {stat(c, s, 'ssim'):.3f} / {stat(c, s, 'seconds'):.2f}")
+        print(f"| {c} | " + " | ".join(cells) + " |")
+    if "paper" in configs:
+        print("\nSpeed-up over the cold paper schedule (time(paper) / time(config)), ΔPSNR = config − paper:\n")
+        print("| config | " + " | ".join(settings) + " |")
+        print("|---" * (len(settings) + 1) + "|")
+        for c in configs:
+            if c == "paper":
+                continue
+            cells = []
+            for s in settings:
+                t, tp = stat(c, s, "seconds"), stat("paper", s, "seconds")
+                if t is None or tp is None:
+                    cells.append("–")
+                    continue
+                cells.append(f"{tp / t:.1f}× ({stat(c, s, 'psnr') - stat('paper', s, 'psnr'):+.2f} dB)")
+            print(f"| {c} | " + " | ".join(cells) + " |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--configs", default="irflow,irflow+map,paper")
+    r.add_argument("--settings", default=",".join(SETTINGS))
+    r.add_argument("--crops", type=int, default=4)
+    r.add_argument("--root", default="data/test")
+    r.add_argument("--checkpoint", action="append", default=[], help="METHOD=PATH (default: the embedded one)")
+    r.add_argument("--threads", type=int, default=1)
+    r.add_argument("--out", default="docs/warmstart.jsonl")
+    r.add_argument("--resume", action="store_true")
+    rep = sub.add_parser("report")
+    rep.add_argument("--out", default="docs/warmstart.jsonl")
+    args = p.parse_args(argv)
+    {"run": run, "report": report}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
