@@ -44,7 +44,8 @@ CROP_IMAGES = ("kodak/kodim02.tif", "kodak/kodim07.tif", "sporco/kodim23.png", "
                "sporco/sail.png", "sporco/tulips.png", "opencv/baboon.jpg", "opencv/fruits.jpg")
 FULL_IMAGES = ("libjxl/cvo9xd_keong_macan_srgb8.png", "libjxl/u76c0g_bliznaca_srgb8.png")
 CROP_SIZE = 256
-METHODS = ("input", "flowprior", "bm3d", "nlm", "tv", "wavelet", "dip")
+#: flowprior = the cold recipes (--recipe, default auto); flowprior-fast = recipes/restore/fast.yaml (warm start)
+METHODS = ("input", "flowprior", "flowprior-fast", "bm3d", "nlm", "tv", "wavelet", "dip")
 PEER_PARAMS = Path(__file__).resolve().parent / "peer_params.json"
 
 
@@ -95,10 +96,11 @@ def measure(clean: Tensor, restored: Tensor) -> dict[str, float]:
 class FlowpriorMethod:
     """flowprior's restore path with a fixed recipe and model, loaded once."""
 
-    def __init__(self, recipe: str | None, model: str) -> None:
+    def __init__(self, recipe: str | None, model: str, warm_start: bool = False) -> None:
         from flowprior.restoration import load_model
 
-        self.recipe, self.model = recipe, model
+        # warm_start=False: "auto" means the cold recipe tuned per degradation (the rows of docs/table1.json)
+        self.recipe, self.model, self.warm_start = recipe, model, warm_start
         self.prior = load_model(model)
         self.sha256 = getattr(self.prior, "sha256", None)
 
@@ -107,7 +109,7 @@ class FlowpriorMethod:
         from flowprior.restoration import auto_recipe_name, build_recipe, restore_tensor
 
         spec, operator = SETTINGS[setting]
-        name = auto_recipe_name(spec) if self.recipe == "auto" else self.recipe
+        name = auto_recipe_name(spec, warm_start=self.warm_start) if self.recipe == "auto" else self.recipe
         recipe = build_recipe(find_recipe(name, "restore"), {"degradation": spec, "model": self.model}, operator)
         return restore_tensor(degraded, recipe, mask=mask, prior=self.prior).image
 
@@ -132,13 +134,13 @@ def _check_resume(rows: list[dict], flowprior: FlowpriorMethod | None, out: Path
                          f"use a new --out for {flowprior.model}")
 
 
-def warm_up(methods: list[str], flowprior: FlowpriorMethod | None) -> None:
+def warm_up(methods: list[str], ours: dict) -> None:
     """One untimed call of each method on a small image, so lazy imports and first-call setup are not timed."""
     ramp = torch.linspace(0.2, 0.8, 64)  # smooth: pure noise sends flowprior's solver into NaN rollbacks
     x = torch.stack([ramp.expand(64, 64), ramp[:, None].expand(64, 64), torch.full((64, 64), 0.5)])[None]
     for method in methods:
-        if method == "flowprior" and flowprior is not None:
-            flowprior(x, None, "noise25")
+        if ours.get(method) is not None:
+            ours[method](x, None, "noise25")
         elif method == "dip":
             import dip  # noqa: F401 -- a DIP fit is too slow to warm up with; importing is the one-off cost
         elif method in PEERS:
@@ -161,9 +163,11 @@ def run(args: argparse.Namespace) -> None:
     done = {(r["images"], r["image"], r["setting"], r["method"]) for r in rows}
     flowprior = FlowpriorMethod(args.recipe, args.model) if "flowprior" in methods else None
     _check_resume(rows, flowprior, out)
+    ours = {"flowprior": flowprior,
+            "flowprior-fast": FlowpriorMethod("fast", args.model) if "flowprior-fast" in methods else None}
     tuned = load_peer_params(Path(args.peer_params)) if set(methods) & (set(PEERS) - {"input"}) else {}
     out.parent.mkdir(parents=True, exist_ok=True)
-    warm_up(methods, flowprior)
+    warm_up(methods, ours)
     image_dir = Path(args.save_images) if args.save_images else None
     names = args.only.split(",") if args.only else None
     for image_set in args.images.split(","):
@@ -181,10 +185,10 @@ def run(args: argparse.Namespace) -> None:
                         continue
                     row = {"images": image_set, "image": name, "setting": setting, "method": method,
                            "size": list(clean.shape[-2:]), "seed": seed}
-                    if method == "flowprior":
+                    if method in ours:
                         started = time.perf_counter()
-                        restored = flowprior(degraded, mask, setting)
-                        row.update(flowprior.describe())
+                        restored = ours[method](degraded, mask, setting)
+                        row.update(ours[method].describe())
                     else:
                         params = tuned.get(method, {}).get(setting)
                         row["params"] = params if params is not None else PEERS[method].default_params(setting)

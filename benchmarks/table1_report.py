@@ -18,7 +18,7 @@ from flowprior.io import to_uint
 
 #: Figure cases, ``image:setting``; the image is looked up in the 256 crops first, then the full images.
 DEFAULT_PAIRS = "monarch:noise25,kodim07:jpeg10,tulips:multi"
-NOT_PEERS = ("input", "flowprior")
+NOT_PEERS = ("input", "flowprior", "flowprior-fast")
 ZOOM_REGION = 128  # the figure shows the central 128x128 pixels of an image, enlarged 2x
 ZOOM = 2
 
@@ -141,8 +141,10 @@ def make_figure(rows: list[dict], image_dir: Path, pairs: str, out: Path) -> Pat
         for image_set in _ordered([r["images"] for r in rows], ["256crops", "full"]):
             peer = best_peer(rows, image_set, setting)
             case = image_dir / image_set / name / setting
-            columns = [("_clean", f"{name} {setting}"), ("_degraded", "degraded"), ("flowprior", "flowprior"),
-                       (peer, peer)]
+            columns = [("_clean", f"{name} {setting}"), ("_degraded", "degraded"), ("flowprior", "flowprior")]
+            if (case / "flowprior-fast.png").is_file():
+                columns.append(("flowprior-fast", "fast"))
+            columns.append((peer, peer))
             if peer and all((case / f"{c}.png").is_file() for c, _ in columns):
                 # The degraded tile shows the raw input (holes black); its PSNR is the "input" row's.
                 lines.append([(_tile(case / f"{c}.png"), label,
@@ -157,7 +159,8 @@ def make_figure(rows: list[dict], image_dir: Path, pairs: str, out: Path) -> Pat
     except TypeError:  # Pillow < 10.1
         font = ImageFont.load_default()
     side, label_h, gap = lines[0][0][0].size[0], 20, 4
-    sheet = Image.new("RGB", (4 * side + 5 * gap, len(lines) * (side + label_h + gap) + gap), "white")
+    width = max(len(line) for line in lines)
+    sheet = Image.new("RGB", (width * side + (width + 1) * gap, len(lines) * (side + label_h + gap) + gap), "white")
     draw = ImageDraw.Draw(sheet)
     for r, line in enumerate(lines):
         y = gap + r * (side + label_h + gap)

@@ -201,7 +201,7 @@ def _run_restore(args: argparse.Namespace) -> int:
     recipe_settings, operator_params = split_settings(parse_set_options(args.overrides))
     recipe_path = None
     if args.params_from is None:
-        recipe_name = args.recipe if args.recipe != "auto" else auto_recipe_name(args.degradation or "jpeg+noise")
+        recipe_name = args.recipe if args.recipe != "auto" else auto_recipe_name(args.degradation or "jpeg+noise", init=args.init)
         recipe_path = find_recipe(recipe_name, "restore")
     elif args.recipe != "auto":
         raise UsageError("--params-from replays a recorded recipe; it cannot be combined with --recipe")

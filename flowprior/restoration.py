@@ -129,13 +129,28 @@ def build_recipe(recipe: RestoreRecipe | str | Path | None, overrides: dict[str,
 AUTO_RECIPES = {frozenset({"noise"}): "noise", frozenset({"jpeg"}): "jpeg", frozenset({"mask"}): "inpaint"}
 
 
-def auto_recipe_name(spec: str) -> str:
-    """The shipped restore recipe tuned for this kind of degradation (``default`` for compositions)."""
+#: what the embedded warm start was trained on: ``auto`` restores these with ``recipes/restore/fast.yaml``
+FAST_OPERATORS = frozenset({"jpeg", "noise", "mask"})
+
+
+def auto_recipe_name(spec: str, init: str | None = None, warm_start: bool = True) -> str:
+    """The shipped restore recipe for this kind of degradation.
+
+    ``fast`` (learned warm start + short MAP) when every operator is one the embedded warm start was trained on
+    and no ``init`` other than a learned one is asked for; otherwise the cold recipe tuned for the degradation
+    (``noise``, ``jpeg``, ``inpaint``, or ``default`` for compositions). ``warm_start=False`` always picks the
+    cold one.
+    """
+    from flowprior.weights import EMBEDDED, warmstart_name
+
     try:
         op = parse(spec)
     except ValueError as error:
         raise UsageError(str(error)) from None
     names = frozenset(member.name for member in getattr(op, "members", [op]))
+    learned_init = init is None or init != "identity"
+    if warm_start and learned_init and names <= FAST_OPERATORS and warmstart_name("irflow") in EMBEDDED:
+        return "fast"
     return AUTO_RECIPES.get(names, "default")
 
 
@@ -408,7 +423,7 @@ def _mean_energies(chunks: list[list[dict[str, float]]]) -> list[dict[str, float
     return out
 
 
-def restore(image, degradation: str = "jpeg+noise", mask=None, recipe: RestoreRecipe | str | Path | None = None,
+def restore(image, degradation: str = "jpeg+noise", mask=None, recipe: RestoreRecipe | str | Path | None = "auto",
             params: dict[str, Any] | None = None, **settings) -> Tensor | np.ndarray:
     """Restore an image: the one-call Python API.
 
@@ -416,7 +431,8 @@ def restore(image, degradation: str = "jpeg+noise", mask=None, recipe: RestoreRe
         image: a path, a (H, W[, C]) uint8/uint16/float numpy array, or a (C, H, W) / (1, C, H, W) float tensor.
         degradation: what happened to it, e.g. ``"jpeg+noise+mask"``.
         mask: 1 = observed, 0 = missing, same kinds of input as ``image`` (or a path), or None.
-        recipe: a :class:`RestoreRecipe`, a YAML path, or None for the defaults.
+        recipe: ``"auto"`` (as ``flowprior restore``: :func:`auto_recipe_name`), a shipped recipe's name, a YAML
+            path, a :class:`RestoreRecipe`, or None for the built-in defaults.
         params: operator arguments, e.g. ``{"jpeg.quality": 30, "noise.sigma": 5}``.
         **settings: recipe overrides with dotted names written with ``__``, e.g. ``solver__weight=20``.
 
@@ -432,6 +448,11 @@ def restore(image, degradation: str = "jpeg+noise", mask=None, recipe: RestoreRe
 
     overrides = {key.replace("__", "."): value for key, value in settings.items()}
     overrides["degradation"] = degradation
+    if isinstance(recipe, str) and not Path(recipe).is_file():
+        from flowprior.recipe import find_recipe
+
+        name = auto_recipe_name(degradation, init=overrides.get("init")) if recipe == "auto" else recipe
+        recipe = find_recipe(name, "restore")
     recipe = build_recipe(recipe, overrides, params or {})
     tensor, layout = _as_tensor(image, read_image)
     mask_tensor = None if mask is None else _as_tensor(mask, read_image)[0][:, :1]

@@ -135,8 +135,22 @@ def test_several_images_restore_as_one_batch_like_one_at_a_time(make_natural_ima
 def test_auto_recipe_follows_the_degradation(spec, name):
     from flowprior.restoration import auto_recipe_name
 
-    assert auto_recipe_name(spec) == name
+    assert auto_recipe_name(spec, warm_start=False) == name
+    assert auto_recipe_name(spec, init="identity") == name  # a cold start asked for: the cold recipe
     assert find_recipe(name, "restore").is_file()
+
+
+@pytest.mark.parametrize("spec,fast", [("noise", True), ("jpeg+noise+mask", True), ("blur", False),
+                                       ("jpeg+blur", False)])
+def test_auto_takes_the_fast_recipe_only_for_what_the_warm_start_learned(spec, fast, monkeypatch):
+    from flowprior import weights
+    from flowprior.restoration import auto_recipe_name
+
+    monkeypatch.setitem(weights.EMBEDDED, "warmstart-irflow", ("warmstart-irflow.pt", None))
+    assert (auto_recipe_name(spec) == "fast") == fast
+    assert (auto_recipe_name(spec, init="resflow") == "fast") == fast
+    monkeypatch.delitem(weights.EMBEDDED, "warmstart-irflow")
+    assert auto_recipe_name(spec) != "fast"  # nothing embedded: never the fast recipe
 
 
 def _whole_image_restore(y, recipe, prior):
