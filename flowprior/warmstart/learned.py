@@ -178,11 +178,34 @@ class LearnedInitializer(Initializer):
                              f"use --init {self.model.method}")
         self.seed = seed
 
+    #: images with more pixels than this run through the network in blocks (bounded memory on large scans)
+    max_block_pixels: ClassVar[int] = 512 * 512
+    block: ClassVar[int] = 384  # block side, before the halo
+    halo: ClassVar[int] = 32  # context rows/columns on each side of a block, cut off afterwards
+
     @torch.no_grad()
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
         lq = prepare_input(y, degradation, params)
         self.model.to(lq.device)
-        x0 = self.model.restore(lq, torch.Generator().manual_seed(self.seed)).clamp(0, 1)
+        generator = torch.Generator().manual_seed(self.seed)
+        x0 = self._run_blocked(lq, generator).clamp(0, 1)
         if y.shape[1] == 1:
             x0 = x0.mean(1, keepdim=True)
         return x0.to(y.dtype)
+
+    def _run_blocked(self, lq: Tensor, generator: torch.Generator) -> Tensor:
+        """The model on the whole image, or block by block with a halo of context when the image is large: the
+        network's activations (~40 floats a pixel) would otherwise take tens of GiB on a 50-megapixel scan. Blocks
+        run in raster order from one generator, so a seed still fixes the output."""
+        height, width = lq.shape[-2:]
+        if height * width <= self.max_block_pixels:
+            return self.model.restore(lq, generator)
+        out = torch.empty_like(lq)
+        for top in range(0, height, self.block):
+            for left in range(0, width, self.block):
+                y0, x0 = max(0, top - self.halo), max(0, left - self.halo)
+                y1, x1 = min(height, top + self.block + self.halo), min(width, left + self.block + self.halo)
+                piece = self.model.restore(lq[..., y0:y1, x0:x1], generator)
+                bottom, right = min(height, top + self.block), min(width, left + self.block)
+                out[..., top:bottom, left:right] = piece[..., top - y0:bottom - y0, left - x0:right - x0]
+        return out
