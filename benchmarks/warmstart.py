@@ -92,11 +92,12 @@ class Runner:
             return out, time.perf_counter() - started, {}
         if config.endswith("+map"):
             self.initializer(config.removesuffix("+map"))  # load outside the timing, as the prior is
+        recipe = self.recipe(config, setting)
         started = time.perf_counter()
-        result = restore_tensor(degraded, self.recipe(config, setting), mask=mask, prior=self.prior)
+        result = restore_tensor(degraded, recipe, mask=mask, prior=self.prior)
         seconds = time.perf_counter() - started
-        return result.image, seconds, {"steps": sum(s.steps for s in self.recipe(config, setting).stages(
-            self.prior.num_levels)), "rollbacks": result.info["rollbacks"]}
+        steps = sum(s.steps for s in recipe.stages(self.prior.num_levels))
+        return result.image, seconds, {"steps": steps, "rollbacks": result.info["rollbacks"]}
 
 
 def run(args: argparse.Namespace) -> None:

@@ -195,14 +195,12 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run_restore(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from flowprior.recipe import find_recipe
-    from flowprior.restoration import auto_recipe_name, split_settings
+    from flowprior.restoration import find_restore_recipe, split_settings
 
     recipe_settings, operator_params = split_settings(parse_set_options(args.overrides))
     recipe_path = None
     if args.params_from is None:
-        recipe_name = args.recipe if args.recipe != "auto" else auto_recipe_name(args.degradation or "jpeg+noise", init=args.init)
-        recipe_path = find_recipe(recipe_name, "restore")
+        recipe_path = find_restore_recipe(args.recipe, args.degradation or "jpeg+noise", init=args.init)
     elif args.recipe != "auto":
         raise UsageError("--params-from replays a recorded recipe; it cannot be combined with --recipe")
     progress = "none" if args.quiet else args.progress

@@ -148,10 +148,17 @@ def auto_recipe_name(spec: str, init: str | None = None, warm_start: bool = True
     except ValueError as error:
         raise UsageError(str(error)) from None
     names = frozenset(member.name for member in getattr(op, "members", [op]))
-    learned_init = init is None or init != "identity"
-    if warm_start and learned_init and names <= FAST_OPERATORS and warmstart_name("irflow") in EMBEDDED:
+    if warm_start and init != "identity" and names <= FAST_OPERATORS and warmstart_name("irflow") in EMBEDDED:
         return "fast"
     return AUTO_RECIPES.get(names, "default")
+
+
+def find_restore_recipe(name_or_path: str, degradation: str, init: str | None = None) -> Path:
+    """A restore recipe's YAML: a path, a shipped recipe's name, or ``"auto"`` (:func:`auto_recipe_name`)."""
+    from flowprior.recipe import find_recipe
+
+    name = auto_recipe_name(degradation, init=init) if name_or_path == "auto" else name_or_path
+    return find_recipe(name, "restore")
 
 
 def load_model(name_or_path: str):
@@ -448,11 +455,8 @@ def restore(image, degradation: str = "jpeg+noise", mask=None, recipe: RestoreRe
 
     overrides = {key.replace("__", "."): value for key, value in settings.items()}
     overrides["degradation"] = degradation
-    if isinstance(recipe, str) and not Path(recipe).is_file():
-        from flowprior.recipe import find_recipe
-
-        name = auto_recipe_name(degradation, init=overrides.get("init")) if recipe == "auto" else recipe
-        recipe = find_recipe(name, "restore")
+    if isinstance(recipe, str):
+        recipe = find_restore_recipe(recipe, degradation, overrides.get("init"))
     recipe = build_recipe(recipe, overrides, params or {})
     tensor, layout = _as_tensor(image, read_image)
     mask_tensor = None if mask is None else _as_tensor(mask, read_image)[0][:, :1]
