@@ -3,7 +3,8 @@
 For every (peer, setting) each point of the peer's grid (``peers.PEERS[name].grid``) restores every crop; the
 point with the best mean PSNR (outputs quantized to 8 bits, as in the benchmark) is written to
 ``benchmarks/peer_params.json`` together with all scores. The file is rewritten after each (peer, setting), and
-entries of peers or settings not tuned in this call are kept, so tuning can be split over several calls.
+entries of peers or settings not tuned in this call are kept, so tuning can be split over several calls, also
+calls running at the same time (each write re-reads the file; different calls must tune different entries).
 
 The Deep Image Prior is tuned on the first ``--dip-crops`` crops only, with one fit per crop: the outputs at all
 grid iteration counts come from the same run (``dip.deep_image_prior(snapshots=...)``).
@@ -12,6 +13,7 @@ grid iteration counts come from the same run (``dip.deep_image_prior(snapshots=.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
@@ -58,8 +60,20 @@ def score_dip(clean: Tensor, degraded: Tensor, mask: Tensor | None, seed: int = 
              "seconds_full_fit": round(seconds, 3)} for n in DIP_ITERATIONS]
 
 
-def _write(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+def record_result(path: Path, meta: dict, method: str, setting: str, entry: dict) -> None:
+    """Merge one (method, setting) result into ``path``, re-reading it first so that tune calls running at the same
+    time (e.g. one per setting, one per core) keep each other's entries."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        _merge_into(path, meta, method, setting, entry)
+
+
+def _merge_into(path: Path, meta: dict, method: str, setting: str, entry: dict) -> None:
+    data = json.loads(path.read_text()) if path.exists() else {"params": {}, "scores": {}}
+    data["meta"] = meta
+    for key, value in entry.items():
+        data.setdefault(key, {}).setdefault(method, {})[setting] = value
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     os.replace(tmp, path)  # atomic: a killed tune never leaves a torn file
 
@@ -77,9 +91,8 @@ def tune_peers(args: argparse.Namespace) -> None:
         print(f"warning: skipping {skipped}: their packages are not installed", file=sys.stderr)
     methods = [m for m in methods if m not in skipped]
     out = Path(args.out)
-    data = json.loads(out.read_text()) if out.exists() else {"params": {}, "scores": {}}
     clean = validation_crops(args.root, args.crops, args.size)
-    data["meta"] = {"root": args.root, "crops": args.crops, "dip_crops": min(args.dip_crops, args.crops),
+    meta = {"root": args.root, "crops": args.crops, "dip_crops": min(args.dip_crops, args.crops),
                     "size": args.size, "degrade_seed": DEGRADE_SEED, "base_sigma": BASE_SIGMA,
                     "factors": list(FACTORS), "metric": "mean PSNR of 8-bit outputs"}
     for setting in args.settings.split(","):
@@ -92,12 +105,10 @@ def tune_peers(args: argparse.Namespace) -> None:
             else:
                 scores = score_grid(method, clean, degraded, mask, setting)
             best = max(scores, key=lambda s: s["psnr"])
-            data["params"].setdefault(method, {})[setting] = best["params"]
-            data["scores"].setdefault(method, {})[setting] = scores
             # "meta" describes the latest tune call only; each entry keeps the crops it was tuned on
             crops = min(args.dip_crops, args.crops) if method == "dip" else args.crops
-            data.setdefault("tuned_on", {}).setdefault(method, {})[setting] = {"crops": crops, "size": args.size}
-            _write(out, data)
+            record_result(out, meta, method, setting,
+                    {"params": best["params"], "scores": scores, "tuned_on": {"crops": crops, "size": args.size}})
             key = next(iter(best["params"]))
             values = [s["params"][key] for s in scores]
             at_edge = best["params"][key] in (min(values), max(values))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from dip import deep_image_prior
 from peers import PEERS, available_peers, run_peer
 from table1_report import markdown_table, quantize
+from table1_tune import record_result
 
 from flowprior.metrics import psnr
 
@@ -130,3 +132,17 @@ def test_markdown_table_means_bold_best_and_marks_partial_cells():
 def test_quantize_rounds_to_8_bits():
     x = torch.tensor([0.0, 0.5 / 255 + 1e-6, 1.2, -0.1])
     assert torch.equal(quantize(x), torch.tensor([0.0, 1 / 255, 1.0, 0.0], dtype=torch.float64))
+
+
+def test_tune_results_of_separate_calls_merge_into_one_file(tmp_path):
+    out = tmp_path / "peer_params.json"
+    record_result(out, {"call": 1}, "dip", "jpeg10", {"params": {"iterations": 100}, "tuned_on": {"crops": 3}})
+    record_result(out, {"call": 2}, "dip", "noise5", {"params": {"iterations": 400}, "tuned_on": {"crops": 3}})
+    record_result(out, {"call": 2}, "tv", "noise5", {"params": {"weight": 0.1}})
+    record_result(out, {"call": 3}, "dip", "jpeg10", {"params": {"iterations": 200}})  # a re-tune replaces
+    data = json.loads(out.read_text())
+    assert data["params"] == {"dip": {"jpeg10": {"iterations": 200}, "noise5": {"iterations": 400}},
+                              "tv": {"noise5": {"weight": 0.1}}}
+    assert data["tuned_on"]["dip"] == {"jpeg10": {"crops": 3}, "noise5": {"crops": 3}}
+    assert data["meta"] == {"call": 3}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["peer_params.json", "peer_params.lock"]
