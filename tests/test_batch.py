@@ -567,6 +567,26 @@ def test_memory_budget_picks_max_tiles_or_refuses():
         parse_size("four gigs")
 
 
+def test_a_learned_warm_start_adds_its_network_activations_bounded_by_blocks():
+    from flowprior.batch.memory import NETWORK_BYTES_PER_PIXEL
+    from flowprior.warmstart import LearnedInitializer
+
+    cost, whole = TileCost(bytes_per_tile=1_000_000, seconds_per_tile_step=0.01), ImageBuffers(streamed=False)
+    learned, filled = RestoreRecipe(degradation="jpeg", init="irflow"), RestoreRecipe(degradation="jpeg")
+    small = estimate(500, 500, learned, 64, cost, 0, 1, whole)
+    assert small["network_bytes"] == NETWORK_BYTES_PER_PIXEL * 500 * 500  # the whole image in one pass
+    assert estimate(500, 500, filled, 64, cost, 0, 1, whole)["network_bytes"] == 0
+    # the warm phase (~425 MB) outweighs one tile's solve here, so it sets the peak
+    assert small["estimated_peak"] == small["image_bytes"] + small["network_bytes"] + FIXED_BYTES
+    side = LearnedInitializer.block + 2 * LearnedInitializer.halo
+    for height, width in [(4000, 6000), (600, 9000)]:  # blocks with their halo, clipped to the image
+        big = estimate(height, width, learned, 64, cost, 0, 1, whole)
+        assert big["network_bytes"] == NETWORK_BYTES_PER_PIXEL * min(height, side) * min(width, side)
+    with pytest.raises(ValueError, match="for the warm-start network"):
+        plan_memory(500, 500, learned, 64, cost, 300_000_000, 0, whole)
+    assert plan_memory(500, 500, filled, 64, cost, 300_000_000, 0, whole)["max_tiles"] >= 1
+
+
 def test_an_output_kept_on_disk_gives_the_same_bytes(tmp_path, model):
     from flowprior.batch.memory import estimate as estimate_peak
 

@@ -17,10 +17,11 @@
   1 some failed, 2 usage error, 3 fatal.
 * Manifest: ``OUTPUT_DIR/flowprior-manifest.jsonl``, appended (fsync per line) with ``run_start``, one ``file``
   event per input and ``run_end``; every run has a ``run_id``.
-* Memory model (:func:`plan_memory`): ``peak = baseline RSS + BYTES_PER_PIXEL * H * W + max_tiles * per-tile cost``.
-  The per-tile cost is measured on the loaded model (:func:`measure_tile_cost`); the whole-image term is a
-  constant measured on this code (see :data:`BYTES_PER_PIXEL`). Time model: ``tiles * steps * seconds per
-  tile-step``, the last measured the same way.
+* Memory model (:func:`plan_memory`, phases in ``flowprior/batch/memory.py``): the baseline RSS plus the largest of
+  reading the file, running a learned warm start's network, solving (image buffers + ``max_tiles`` tiles) and
+  writing. The per-tile cost is measured on the loaded model (:func:`measure_tile_cost`); the per-pixel terms are
+  constants measured on this code. Time model: ``tiles * steps * seconds per tile-step``, the last measured the
+  same way.
 
 Modules: ``plan`` (work list, output names, stale temporaries), ``memory`` (RSS, tile cost, ``--max-memory``),
 ``manifest`` (the JSON-lines log), ``options`` (:class:`BatchOptions`, :class:`BatchSummary`), ``item`` (restore

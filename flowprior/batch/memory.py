@@ -1,10 +1,14 @@
 """Memory and time estimates (docs/batch.md, "Memory and time").
 
-A file is restored in three phases, and the peak is the baseline RSS plus the largest of them (:func:`estimate`)::
+A file is restored in up to four phases, and the peak is the baseline RSS plus the largest of them
+(:func:`estimate`)::
 
     read  = (decode + input) * H * W
-    solve = (input + output + review) * H * W + band(max_tiles) + max_tiles * bytes_per_tile + FIXED_BYTES
+    warm  = held + NETWORK_BYTES_PER_PIXEL * pixels the network takes at once + FIXED_BYTES   (learned warm starts)
+    solve = held + band(max_tiles) + max_tiles * bytes_per_tile + FIXED_BYTES
     write = (input + output + review + encode) * H * W + FIXED_BYTES
+
+where ``held = (input + output + review) * H * W`` (+ ``BYTES_PER_PIXEL * H * W`` on the whole-image path).
 
 ``input``, ``output``, ... are bytes per pixel of the whole-image arrays, which hold samples of the final dtype
 (:class:`ImageBuffers`, from the file's channels and bit depth and the output format); the float tensors exist only
@@ -33,6 +37,11 @@ from flowprior.errors import UsageError
 #: warm starts): the float32 image, its warm start, the mask and the fill's temporaries. Measured on the code before
 #: streaming (docs/batch.md, "Memory"), which also held all tiles and a float64 merge, so it is an upper bound now.
 BYTES_PER_PIXEL = 200
+
+#: Peak bytes per pixel a learned warm-start network adds while it runs (its activations; no autograd): the growth
+#: of peak RSS running the embedded IR-Flow on 256x256 and 448x448 inputs was 1.56 and 1.67 KB a pixel. Large
+#: images run in blocks (:meth:`flowprior.warmstart.LearnedInitializer.pixels_at_once`), so this term is bounded.
+NETWORK_BYTES_PER_PIXEL = 1700
 
 #: Resident bytes per pixel of the padded rows the chunk being solved spans, on the streamed path: the float32
 #: band of the observation and of its warm start with their padded copies, the float64 conversions of decoded rows
@@ -166,7 +175,8 @@ def estimate(height: int, width: int, recipe, patch: int, cost: TileCost, baseli
     """Estimated peak RSS of restoring one ``height`` x ``width`` file with ``max_tiles`` tiles solved at once.
 
     Returns:
-        ``baseline``, ``image_bytes`` (whole-image arrays held while solving), ``band_bytes``, ``bytes_per_tile``,
+        ``baseline``, ``image_bytes`` (whole-image arrays held while solving), ``network_bytes`` (a learned warm
+        start's activations), ``band_bytes``, ``bytes_per_tile``,
         ``max_tiles``, ``read_bytes``, ``write_bytes``, ``output`` (``memory`` or ``disk``), ``streamed``,
         ``estimated_peak`` (bytes; module docstring).
     """
@@ -180,12 +190,15 @@ def estimate(height: int, width: int, recipe, patch: int, cost: TileCost, baseli
         band = (-(-max_tiles // len(grid.xs)) + 2) * patch * grid.padded_width * BAND_BYTES_PER_PIXEL
     else:
         held += BYTES_PER_PIXEL * pixels
+    network = _network_bytes(height, width, recipe)
     read = (buffers.decode + buffers.input) * pixels
+    warm = held + network + FIXED_BYTES if network else 0
     write = (buffers.input + output + buffers.review + buffers.encode) * pixels + FIXED_BYTES
     solve = held + band + max_tiles * cost.bytes_per_tile + FIXED_BYTES
     return {
         "baseline": int(baseline),
         "image_bytes": int(held),
+        "network_bytes": int(network),
         "band_bytes": int(band),
         "bytes_per_tile": cost.bytes_per_tile,
         "max_tiles": int(max_tiles),
@@ -193,8 +206,18 @@ def estimate(height: int, width: int, recipe, patch: int, cost: TileCost, baseli
         "write_bytes": int(write),
         "output": "disk" if output_on_disk else "memory",
         "streamed": buffers.streamed,
-        "estimated_peak": int(baseline + max(read, solve, write)),
+        "estimated_peak": int(baseline + max(read, warm, solve, write)),
     }
+
+
+def _network_bytes(height: int, width: int, recipe) -> int:
+    """Activation bytes of the learned warm-start network on this image (0 for other initializers)."""
+    from flowprior.warmstart import LearnedInitializer
+    from flowprior.warmstart.learned import is_learned
+
+    if not is_learned(recipe.init):
+        return 0
+    return NETWORK_BYTES_PER_PIXEL * LearnedInitializer.pixels_at_once(height, width)
 
 
 def _grid(height: int, width: int, recipe, patch: int) -> tiling.TileGrid:
@@ -250,10 +273,12 @@ def plan_memory(
         break
     if plan is None:
         need = estimate(height, width, recipe, patch, cost, baseline, 1, buffers, True)
+        network = (f", or {format_size(need['network_bytes'])} for the warm-start network"
+                   if need["network_bytes"] else "")
         raise UsageError(
             f"restoring {height}x{width} needs about {format_size(need['estimated_peak'])} (process "
             f"{format_size(baseline)} + image buffers {format_size(need['image_bytes'])} + one tile, or "
-            f"{format_size(need['read_bytes'])} to read it); --max-memory is {format_size(budget)}"
+            f"{format_size(need['read_bytes'])} to read it{network}); --max-memory is {format_size(budget)}"
         )
     return {"budget": budget, **plan}
 

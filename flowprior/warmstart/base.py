@@ -40,6 +40,11 @@ def available_initializers() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def initializer_factory(name: str) -> Callable[..., Initializer] | None:
+    """What :func:`get_initializer` would call for ``name`` (a class for the built-ins), or None if unknown."""
+    return _REGISTRY.get(name)
+
+
 def get_initializer(name: str, **kwargs) -> Initializer:
     if name not in _REGISTRY:
         raise UsageError(f"unknown initializer {name!r} (available: {', '.join(available_initializers())})")

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from degradations import Degradation
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
-from flowprior.warmstart.base import Initializer
+from flowprior.warmstart.base import Initializer, initializer_factory
 from flowprior.warmstart.identity import fill_missing_pixels
 
 _METHODS: dict[str, type[WarmStartModel]] = {}
@@ -152,6 +152,12 @@ def embedded_warmstart(method: str) -> tuple[Path | None, str | None]:
     return embedded_path(warmstart_name(method)) if warmstart_name(method) in EMBEDDED else (None, None)
 
 
+def is_learned(init: str) -> bool:
+    """Whether the registered initializer ``init`` runs a trained network (a :class:`LearnedInitializer`)."""
+    factory = initializer_factory(init)
+    return isinstance(factory, type) and issubclass(factory, LearnedInitializer)
+
+
 class LearnedInitializer(Initializer):
     """Runs a loaded :class:`WarmStartModel`. Subclasses set ``name`` (= the model's method) and register.
 
@@ -182,6 +188,15 @@ class LearnedInitializer(Initializer):
     max_block_pixels: ClassVar[int] = 512 * 512
     block: ClassVar[int] = 384  # block side, before the halo
     halo: ClassVar[int] = 32  # context rows/columns on each side of a block, cut off afterwards
+
+    @classmethod
+    def pixels_at_once(cls, height: int, width: int) -> int:
+        """Pixels the network takes in one pass on a ``height`` x ``width`` image: its activation memory grows with
+        this (the whole image, or one block with its halo)."""
+        if height * width <= cls.max_block_pixels:
+            return height * width
+        side = cls.block + 2 * cls.halo
+        return min(height, side) * min(width, side)
 
     @torch.no_grad()
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
