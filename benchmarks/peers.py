@@ -177,7 +177,7 @@ PEERS: dict[str, Peer] = {
              ("skimage",)),
         Peer("wavelet", restore_wavelet, _sigma_grid("sigma"), _at_factor_one(_sigma_grid("sigma")),
              ("skimage", "pywt")),
-        Peer("dip", restore_dip, lambda setting: [{"iterations": n} for n in DIP_ITERATIONS],
+        Peer("dip", restore_dip, lambda setting, factors=None: [{"iterations": n} for n in DIP_ITERATIONS],
              lambda setting: {"iterations": DIP_DEFAULT_ITERATIONS}),
     ]
 }

@@ -11,7 +11,8 @@ training pool (never the test images); a peer without a tuned value runs with it
 rows say ``"tuned": false``.
 
 Usage:
-    python benchmarks/table1.py tune [--methods bm3d,nlm,tv,wavelet,dip] [--crops 8] [--dip-crops 4]
+    python benchmarks/table1.py tune [--methods bm3d,nlm,tv,wavelet,dip] [--crops 8] [--dip-crops 4] \
+        [--factors 0.35,...,2.8]
     python benchmarks/table1.py run [--images 256crops,full] [--settings ...] [--methods ...] \
         [--out docs/table1.json] [--recipe auto] [--model default] \
         [--figure docs/figures/table1.png] [--resume]
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import PEERS, available_peers, run_peer
+from peers import FACTORS, PEERS, available_peers, run_peer
 from settings import SETTINGS, degrade
 from table1_report import DEFAULT_PAIRS, make_figure, markdown_table, quantize, read_rows, save_png
 
@@ -223,6 +224,16 @@ def tune(args: argparse.Namespace) -> None:
     tune_peers(args)
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"factors must be positive, got {text!r}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -256,6 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--crops", type=int, default=8)
     p.add_argument("--dip-crops", type=int, default=4, help="DIP is slow: tune it on the first N crops only")
     p.add_argument("--size", type=int, default=CROP_SIZE)
+    p.add_argument("--factors", type=_floats, default=FACTORS,
+                   help="multipliers of each setting's BASE_SIGMA to try, e.g. 2,2.8,4 (default: peers.FACTORS)")
     p.add_argument("--out", default=str(PEER_PARAMS))
     p.set_defaults(func=tune)
 

@@ -31,10 +31,12 @@ from flowprior.metrics import psnr
 DEGRADE_SEED = 7  # the same validation degradations as benchmarks/tune_restore.py
 
 
-def score_grid(method: str, clean: Tensor, degraded: Tensor, mask: Tensor | None, setting: str) -> list[dict]:
-    """[{"params", "psnr", "seconds"}] for each grid point: mean PSNR over the crops and mean seconds per crop."""
+def score_grid(method: str, clean: Tensor, degraded: Tensor, mask: Tensor | None, setting: str,
+               factors: tuple[float, ...] = FACTORS) -> list[dict]:
+    """[{"params", "psnr", "seconds"}] for each grid point (``factors`` of the setting's BASE_SIGMA): mean PSNR over
+    the crops and mean seconds per crop."""
     scores = []
-    for params in PEERS[method].grid(setting):
+    for params in PEERS[method].grid(setting, factors=factors):
         started, values = time.perf_counter(), []
         for i in range(clean.shape[0]):
             m = None if mask is None else mask[i:i + 1]
@@ -94,28 +96,29 @@ def tune_peers(args: argparse.Namespace) -> None:
     clean = validation_crops(args.root, args.crops, args.size)
     meta = {"root": args.root, "crops": args.crops, "dip_crops": min(args.dip_crops, args.crops),
                     "size": args.size, "degrade_seed": DEGRADE_SEED, "base_sigma": BASE_SIGMA,
-                    "factors": list(FACTORS), "metric": "mean PSNR of 8-bit outputs"}
+                    "factors": list(args.factors), "metric": "mean PSNR of 8-bit outputs"}
     for setting in args.settings.split(","):
         degraded, mask = degrade(clean, setting, seed=DEGRADE_SEED)
         degraded = quantize(degraded).float()
         for method in methods:
+            # DIP is slow: it is tuned on the first --dip-crops crops only
+            n = min(args.dip_crops, args.crops) if method == "dip" else args.crops
+            crop_mask = None if mask is None else mask[:n]
             if method == "dip":
-                n = min(args.dip_crops, args.crops)
-                scores = score_dip(clean[:n], degraded[:n], None if mask is None else mask[:n])
+                scores = score_dip(clean[:n], degraded[:n], crop_mask)
             else:
-                scores = score_grid(method, clean, degraded, mask, setting)
+                scores = score_grid(method, clean, degraded, mask, setting, tuple(args.factors))
             best = max(scores, key=lambda s: s["psnr"])
             # "meta" describes the latest tune call only; each entry keeps the crops it was tuned on
-            crops = min(args.dip_crops, args.crops) if method == "dip" else args.crops
             record_result(out, meta, method, setting,
-                    {"params": best["params"], "scores": scores, "tuned_on": {"crops": crops, "size": args.size}})
+                          {"params": best["params"], "scores": scores, "tuned_on": {"crops": n, "size": args.size}})
             key = next(iter(best["params"]))
             values = [s["params"][key] for s in scores]
             at_edge = best["params"][key] in (min(values), max(values))
             edge = f" ({key} at the grid's edge: widen the grid)" if at_edge else ""
+            input_psnr = float(psnr(clean[:n].double(), degraded[:n].double()).mean())
             print(json.dumps({"setting": setting, "method": method, "best": best["params"], "psnr": best["psnr"],
-                              "input_psnr": round(float(psnr(clean.double(), degraded.double()).mean()), 4)})
-                  + edge, flush=True)
+                              "input_psnr": round(input_psnr, 4)}) + edge, flush=True)
     print(f"wrote {out}")
 
 
