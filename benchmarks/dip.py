@@ -158,3 +158,40 @@ def _fit_one(y: Tensor, mask: Tensor | None, iterations: int, lr: float, width: 
     back = {"device": y.device, "dtype": y.dtype}
     return DIPResult(out.detach().clamp(0, 1).to(**back), {k: v.clamp(0, 1).to(**back) for k, v in snaps.items()},
                      losses)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """PSNR along one DIP fit on one Table 1 case (the same degraded input as the table): is the stopping point late
+    enough?  ``python benchmarks/dip.py full/u76c0g_bliznaca_srgb8 noise5 --snapshots 300,600,900,1200``"""
+    import argparse
+    import time
+
+    from settings import degrade
+    from table1 import case_seed, load_test_set
+    from table1_report import quantize
+
+    from flowprior.metrics import psnr
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("case", help="IMAGE_SET/NAME, e.g. 256crops/monarch or full/u76c0g_bliznaca_srgb8")
+    parser.add_argument("setting", help="a Table 1 setting: jpeg10, jpeg30, noise5, noise25, multi")
+    parser.add_argument("--snapshots", default="300,600,900,1200", help="iteration counts to score; the last ends")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--test-root", default="data/test")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    image_set, name = args.case.split("/", 1)
+    clean = load_test_set(args.test_root, image_set, [name])[name]
+    degraded, mask = degrade(clean, args.setting, case_seed(image_set, name, args.setting))
+    degraded = quantize(degraded).float()
+    counts = sorted(int(n) for n in args.snapshots.split(","))
+    started = time.perf_counter()
+    fit = deep_image_prior(degraded, mask, iterations=counts[-1], snapshots=counts)
+    print(f"input {float(psnr(clean.double(), degraded.double())[0]):.2f} dB")
+    for n in counts:
+        print(f"{n:6d} iterations {float(psnr(clean.double(), quantize(fit.snapshots[n]))[0]):.2f} dB")
+    print(f"{time.perf_counter() - started:.0f} s on {args.threads} threads")
+
+
+if __name__ == "__main__":
+    main()
