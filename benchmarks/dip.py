@@ -166,8 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import time
 
-    from settings import degrade
-    from table1 import case_seed, load_test_set
+    from table1 import degraded_case, load_test_set
     from table1_report import quantize
 
     from flowprior.metrics import psnr
@@ -182,8 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     image_set, name = args.case.split("/", 1)
     clean = load_test_set(args.test_root, image_set, [name])[name]
-    degraded, mask = degrade(clean, args.setting, case_seed(image_set, name, args.setting))
-    degraded = quantize(degraded).float()
+    degraded, mask, _ = degraded_case(clean, image_set, name, args.setting)
     counts = sorted(int(n) for n in args.snapshots.split(","))
     started = time.perf_counter()
     fit = deep_image_prior(degraded, mask, iterations=counts[-1], snapshots=counts)

@@ -85,6 +85,14 @@ def case_seed(image_set: str, name: str, setting: str) -> int:
     return zlib.crc32(f"{image_set}/{name}/{setting}".encode()) % 2**31
 
 
+def degraded_case(clean: Tensor, image_set: str, name: str, setting: str) -> tuple[Tensor, Tensor | None, int]:
+    """(degraded, observed mask or None, seed) of one Table 1 case: degraded with the case's fixed seed and
+    quantized to 8 bits, as the stored file every method reads."""
+    seed = case_seed(image_set, name, setting)
+    degraded, mask = degrade(clean, setting, seed)
+    return quantize(degraded).float(), mask, seed
+
+
 def measure(clean: Tensor, restored: Tensor) -> dict[str, float]:
     out = {"psnr": float(psnr(clean, restored)[0]), "ssim": float(ssim(clean, restored)[0])}
     try:
@@ -174,9 +182,7 @@ def run(args: argparse.Namespace) -> None:
     for image_set in args.images.split(","):
         for name, clean in load_test_set(args.test_root, image_set, names=names).items():
             for setting in args.settings.split(","):
-                seed = case_seed(image_set, name, setting)
-                degraded, mask = degrade(clean, setting, seed)
-                degraded = quantize(degraded).float()  # the stored degraded file every method reads
+                degraded, mask, seed = degraded_case(clean, image_set, name, setting)
                 case_dir = image_dir / image_set / name / setting if image_dir else None
                 if case_dir:
                     save_png(clean, case_dir / "_clean.png")

@@ -95,19 +95,19 @@ def tune_peers(args: argparse.Namespace) -> None:
     out = Path(args.out)
     clean = validation_crops(args.root, args.crops, args.size)
     meta = {"root": args.root, "crops": args.crops, "dip_crops": min(args.dip_crops, args.crops),
-                    "size": args.size, "degrade_seed": DEGRADE_SEED, "base_sigma": BASE_SIGMA,
-                    "factors": list(args.factors), "metric": "mean PSNR of 8-bit outputs"}
+            "size": args.size, "degrade_seed": DEGRADE_SEED, "base_sigma": BASE_SIGMA,
+            "factors": list(args.factors), "metric": "mean PSNR of 8-bit outputs"}
     for setting in args.settings.split(","):
         degraded, mask = degrade(clean, setting, seed=DEGRADE_SEED)
         degraded = quantize(degraded).float()
         for method in methods:
             # DIP is slow: it is tuned on the first --dip-crops crops only
             n = min(args.dip_crops, args.crops) if method == "dip" else args.crops
-            crop_mask = None if mask is None else mask[:n]
+            crops = clean[:n], degraded[:n], None if mask is None else mask[:n]
             if method == "dip":
-                scores = score_dip(clean[:n], degraded[:n], crop_mask)
+                scores = score_dip(*crops)
             else:
-                scores = score_grid(method, clean, degraded, mask, setting, tuple(args.factors))
+                scores = score_grid(method, *crops, setting, tuple(args.factors))
             best = max(scores, key=lambda s: s["psnr"])
             # "meta" describes the latest tune call only; each entry keeps the crops it was tuned on
             record_result(out, meta, method, setting,
@@ -116,7 +116,7 @@ def tune_peers(args: argparse.Namespace) -> None:
             values = [s["params"][key] for s in scores]
             at_edge = best["params"][key] in (min(values), max(values))
             edge = f" ({key} at the grid's edge: widen the grid)" if at_edge else ""
-            input_psnr = float(psnr(clean[:n].double(), degraded[:n].double()).mean())
+            input_psnr = float(psnr(crops[0].double(), crops[1].double()).mean())
             print(json.dumps({"setting": setting, "method": method, "best": best["params"], "psnr": best["psnr"],
                               "input_psnr": round(input_psnr, 4)}) + edge, flush=True)
     print(f"wrote {out}")

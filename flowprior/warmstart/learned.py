@@ -210,8 +210,9 @@ class LearnedInitializer(Initializer):
 
     def _run_blocked(self, lq: Tensor, generator: torch.Generator) -> Tensor:
         """The model on the whole image, or block by block with a halo of context when the image is large: the
-        network's activations (~40 floats a pixel) would otherwise take tens of GiB on a 50-megapixel scan. Blocks
-        run in raster order from one generator, so a seed still fixes the output."""
+        network's activations (~1.7 kB a pixel, ``flowprior.batch.memory.NETWORK_BYTES_PER_PIXEL``) would otherwise
+        take ~85 GB on a 50-megapixel scan. Blocks run in raster order from one generator, so a seed still fixes
+        the output."""
         height, width = lq.shape[-2:]
         if height * width <= self.max_block_pixels:
             return self.model.restore(lq, generator)
