@@ -8,6 +8,7 @@ one step on the method's loss. Resumable, NaN-safe and logged as JSON lines like
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from degradations import Degradation, parse
+from flowprior.conditioning import condition_maps, drop_unknown
 from flowprior.errors import UsageError
 from flowprior.metrics import psnr
 from flowprior.prior.checkpoint import read_checkpoint
@@ -37,17 +39,38 @@ def default_degradation_params() -> dict[str, Any]:
 
 
 @dataclass
+class MixtureEntry:
+    """One degradation of a training mixture: a named operator chain, its parameter ranges and its weight."""
+
+    name: str
+    degradation: str
+    params: dict[str, Any] = field(default_factory=dict)
+    weight: float = 1.0
+
+
+@dataclass
 class WarmstartDataSection(DataSection):
-    """The prior's patch data, plus the degradation that makes the degraded side of each training pair."""
+    """The prior's patch data, plus the degradations that make the degraded side of each training pair.
+
+    With an empty ``mixture`` every pair uses ``degradation``/``params``; otherwise each group of a batch draws
+    one entry of the mixture (by weight), so a batch mixes single degradations and compositions.
+    """
 
     degradation: str = "jpeg+noise+mask"  # the operator chain that makes the degraded side of each pair
     params: dict[str, Any] = field(default_factory=default_degradation_params)  # ranges, "lo:hi"
+    mixture: list[MixtureEntry] = field(default_factory=list)
+    groups: int = 1  # a batch is cut into this many groups, each degraded by its own draw from the mixture
+    # conditioned networks: chance that a sample's noise level (and, independently, its JPEG tables) is
+    # withheld, so the network also learns blind restoration
+    unknown_probability: float = 0.2
 
 
 @dataclass
 class WarmstartOptimSection:
     lr: float = 2e-4
     warmup_steps: int = 200  # linear warmup, restarted at the start of each phase (FlowIE has two)
+    # cosine decay from lr to final_lr_fraction * lr over the phase's steps; 1.0 keeps lr constant
+    final_lr_fraction: float = 1.0
     grad_clip: float = 1.0
     batch_size: int = 16
     steps: int = 10000
@@ -90,28 +113,109 @@ def flatten_params(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def build_degradation(data: WarmstartDataSection) -> Degradation:
-    try:
-        return parse(data.degradation, flatten_params(data.params))
-    except ValueError as error:
-        raise UsageError(f"data.degradation / data.params: {error}") from None
+def build_degradations(data: WarmstartDataSection) -> list[tuple[str, Degradation, float]]:
+    """(name, operator, weight) of every member of the data's mixture (one member without a mixture)."""
+    entries = data.mixture or [MixtureEntry("train", data.degradation, data.params)]
+    built = []
+    for entry in entries:
+        entry = entry if isinstance(entry, MixtureEntry) else MixtureEntry(**entry)
+        try:
+            built.append((entry.name, parse(entry.degradation, flatten_params(entry.params)), entry.weight))
+        except ValueError as error:
+            raise UsageError(f"data mixture {entry.name!r}: {error}") from None
+    if min(weight for *_, weight in built) < 0 or sum(weight for *_, weight in built) <= 0:
+        raise UsageError("data.mixture weights must be >= 0 with a positive sum")
+    return built
 
 
-def synthesize_pairs(hq: Tensor, degradation: Degradation, generator: torch.Generator) -> Tensor:
-    """The filled degraded side of a batch of clean patches, with parameters drawn from ``generator``."""
+def synthesize_pairs(hq: Tensor, degradation: Degradation, generator: torch.Generator,
+                     conditioned: bool = False) -> tuple[Tensor, Tensor | None]:
+    """The filled degraded side of a batch of clean patches, with parameters drawn from ``generator``, and
+    (when ``conditioned``) the degradation maps a conditioned network reads."""
     params = degradation.sample_params(tuple(hq.shape), generator)
-    return prepare_input(degradation.apply(hq, params), degradation, params)
+    lq = prepare_input(degradation.apply(hq, params), degradation, params)
+    return lq, condition_maps(degradation, params, tuple(lq.shape)) if conditioned else None
+
+
+def synthesize_mixture(hq: Tensor, mixture: list[tuple[str, Degradation, float]], groups: int,
+                       generator: torch.Generator, conditioned: bool) -> tuple[Tensor, Tensor | None]:
+    """``synthesize_pairs`` group by group, each group degraded by a member of ``mixture`` drawn by weight."""
+    weights = torch.tensor([weight for *_, weight in mixture], dtype=torch.float64)
+    lqs, conds = [], []
+    for rows in torch.arange(hq.shape[0]).tensor_split(max(1, min(groups, hq.shape[0]))):
+        _, operator, _ = mixture[int(torch.multinomial(weights, 1, generator=generator))]
+        lq, cond = synthesize_pairs(hq[rows], operator, generator, conditioned)
+        lqs.append(lq)
+        conds.append(cond)
+    return torch.cat(lqs), torch.cat(conds) if conditioned else None
 
 
 @torch.no_grad()
-def validation_psnr(model: WarmStartModel, hq: Tensor, lq: Tensor, seed: int, chunk: int = 16) -> float:
+def validation_psnr(model: WarmStartModel, hq: Tensor, lq: Tensor, seed: int, chunk: int = 16,
+                    cond: Tensor | None = None) -> float:
     """Mean PSNR (dB) of the model's few-step estimate on fixed held-out pairs, with fixed sampler noise."""
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed + 2)
-    out = torch.cat([model.restore(lq[i:i + chunk], generator) for i in range(0, lq.shape[0], chunk)])
+    out = torch.cat([model.restore(lq[i:i + chunk], generator, None if cond is None else cond[i:i + chunk])
+                     for i in range(0, lq.shape[0], chunk)])
     model.train(was_training)
     return round(float(psnr(hq, out.clamp(0, 1)).clamp(max=100).mean()), 4)  # identical pairs give +inf
+
+
+@dataclass
+class ValidationSet:
+    """Fixed held-out pairs of one mixture member: clean, degraded and the degradation maps."""
+
+    name: str
+    hq: Tensor
+    lq: Tensor
+    cond: Tensor | None
+
+    @property
+    def input_psnr(self) -> float:
+        return round(float(psnr(self.hq, self.lq).clamp(max=100).mean()), 4)
+
+
+def validation_sets(source, mixture, patches: int, seed: int, conditioned: bool) -> list[ValidationSet]:
+    """``patches`` held-out pairs per mixture member, drawn once from a fixed seed."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    sets = []
+    for name, operator, _ in mixture:
+        hq = as_rgb(source.sample(patches, generator).float())
+        lq, cond = synthesize_pairs(hq, operator, generator, conditioned)
+        sets.append(ValidationSet(name, hq, lq, cond))
+    return sets
+
+
+def as_rgb(patches: Tensor) -> Tensor:
+    return patches.expand(-1, 3, -1, -1).contiguous() if patches.shape[1] == 1 else patches
+
+
+def validate_all(model: WarmStartModel, sets: list[ValidationSet], seed: int) -> dict[str, float]:
+    """Held-out PSNR per mixture member and their mean (``"mean"``)."""
+    scores = {v.name: validation_psnr(model, v.hq, v.lq, seed, cond=v.cond) for v in sets}
+    scores["mean"] = round(sum(scores.values()) / len(sets), 4)
+    return scores
+
+
+def load_resume_state(last: Path, recipe, model, optimizer, generator, state: dict[str, Any]) -> None:
+    """Continue a run from its ``last.pt``: weights, optimizer, generator and counters."""
+    payload = read_checkpoint(last)
+    if payload["config"].get("method") != recipe.method:
+        raise UsageError(f"{last} holds a {payload['config'].get('method')!r} run, not {recipe.method!r}")
+    model.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(payload["optimizer"])
+    generator.set_state(payload["generator"])
+    state.update(payload["meta"]["train_state"])
+
+
+def learning_rate(opt: WarmstartOptimSection, step: int, phase_steps: int) -> float:
+    """Linear warmup, then a cosine from ``lr`` down to ``final_lr_fraction * lr`` at the phase's last step."""
+    warm = min(1.0, (step + 1) / max(1, opt.warmup_steps))
+    progress = min(1.0, max(0.0, (step - opt.warmup_steps) / max(1, phase_steps - opt.warmup_steps)))
+    floor = opt.final_lr_fraction
+    return opt.lr * warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress: bool = True,
@@ -119,7 +223,7 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
     """Train (or resume) the recipe's warm start; returns a summary.
 
     Writes into ``recipe.output``: ``last.pt`` (resumable: + optimizer and generator state), ``warmstart.pt``
-    (the latest weights), ``best.pt`` (the highest held-out PSNR in the final phase), ``log.jsonl`` and
+    (the latest weights), ``best.pt`` (the highest mean held-out PSNR in the final phase), ``log.jsonl`` and
     ``recipe.yaml`` (the resolved recipe).
 
     Args:
@@ -132,61 +236,57 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
     out = Path(recipe.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
-    opt = recipe.optim
+    opt, data = recipe.optim, recipe.data
     if opt.threads:
         torch.set_num_threads(opt.threads)
-    degradation = build_degradation(recipe.data)
-    train_source, val_source = sources or make_patch_sources(recipe.data, opt.seed)
+    mixture = build_degradations(data)
+    train_source, val_source = sources or make_patch_sources(data, opt.seed)
     model = recipe.build_model()
+    conditioned = model.conditioned
     optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
     generator = torch.Generator().manual_seed(opt.seed)
     state = {"step": 0, "skipped": 0, "seconds": 0.0, "best_val_psnr": None, "phase": model.phases[0],
              "phase_start": 0}
     last = out / "last.pt"
     if resume and last.exists():
-        payload = read_checkpoint(last)
-        if payload["config"].get("method") != recipe.method:
-            raise UsageError(f"{last} holds a {payload['config'].get('method')!r} run, not {recipe.method!r}")
-        model.load_state_dict(payload["state_dict"])
-        optimizer.load_state_dict(payload["optimizer"])
-        generator.set_state(payload["generator"])
-        state.update(payload["meta"]["train_state"])
-
-    def draw(source, batch: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-        hq = source.sample(batch, gen).float()
-        hq = hq.expand(-1, 3, -1, -1).contiguous() if hq.shape[1] == 1 else hq
-        return hq, synthesize_pairs(hq, degradation, gen)
-
-    val_hq, val_lq = draw(val_source, opt.val_patches, torch.Generator().manual_seed(opt.seed + 1))
-    input_psnr = round(float(psnr(val_hq, val_lq).clamp(max=100).mean()), 4)
+        load_resume_state(last, recipe, model, optimizer, generator, state)
+    val_sets = validation_sets(val_source, mixture, opt.val_patches, opt.seed, conditioned)
+    input_psnr = {v.name: v.input_psnr for v in val_sets}
+    input_psnr["mean"] = round(sum(input_psnr.values()) / len(val_sets), 4)
     recipe_dict = to_dict(recipe)
 
+    def meta() -> dict[str, Any]:
+        return {"train_state": dict(state), "recipe": recipe_dict, "val_input_psnr": input_psnr["mean"],
+                "val_input_psnr_by_setting": input_psnr}
+
     def checkpoint() -> None:
-        meta = {"train_state": dict(state), "recipe": recipe_dict, "val_input_psnr": input_psnr}
-        save_warmstart(last, model, meta, optimizer=optimizer.state_dict(), generator=generator.get_state())
-        save_warmstart(out / "warmstart.pt", model, meta)
+        save_warmstart(last, model, meta(), optimizer=optimizer.state_dict(), generator=generator.get_state())
+        save_warmstart(out / "warmstart.pt", model, meta())
 
     def step() -> tuple[dict[str, Tensor], dict[str, Any]]:
         phase = model.phase_at(state["step"], opt.steps)
         if phase != state["phase"]:
             state["phase"], state["phase_start"] = phase, state["step"]
-        warm = (state["step"] - state["phase_start"] + 1) / max(1, opt.warmup_steps)
         for group in optimizer.param_groups:
-            group["lr"] = opt.lr * min(1.0, warm)
-        hq, lq = draw(train_source, opt.batch_size, generator)
-        return model.loss_terms(hq, lq, generator, phase), {"phase": phase}
+            group["lr"] = learning_rate(opt, state["step"] - state["phase_start"], opt.steps - state["phase_start"])
+        hq = as_rgb(train_source.sample(opt.batch_size, generator).float())
+        lq, cond = synthesize_mixture(hq, mixture, data.groups, generator, conditioned)
+        if cond is not None and data.unknown_probability > 0:
+            cond = drop_unknown(cond, data.unknown_probability, generator)
+        return model.loss_terms(hq, lq, generator, phase, cond=cond), {"phase": phase}
 
     def validate(record: dict[str, Any]) -> None:
-        record["val_psnr"] = validation_psnr(model, val_hq, val_lq, opt.seed)
-        record["val_input_psnr"] = input_psnr
+        scores = validate_all(model, val_sets, opt.seed)
+        record["val_psnr"], record["val_psnr_by_setting"] = scores["mean"], scores
+        record["val_input_psnr"] = input_psnr["mean"]
         best = state["best_val_psnr"]
         if record["phase"] == model.phases[-1] and (best is None or record["val_psnr"] > best):
             state["best_val_psnr"] = record["val_psnr"]
-            save_warmstart(out / "best.pt", model, {"train_state": dict(state), "recipe": recipe_dict,
-                                                    "val_input_psnr": input_psnr})
+            save_warmstart(out / "best.pt", model, meta())
 
     def final() -> dict[str, Any]:
-        return {"val_psnr": validation_psnr(model, val_hq, val_lq, opt.seed), "val_input_psnr": input_psnr}
+        scores = validate_all(model, val_sets, opt.seed)
+        return {"val_psnr": scores["mean"], "val_psnr_by_setting": scores, "val_input_psnr": input_psnr["mean"]}
 
     bar = tqdm(total=opt.steps, initial=state["step"], disable=not progress, desc=recipe.method, dynamic_ncols=True)
     model.train()

@@ -44,7 +44,7 @@ def tiny_pairs(count=8, size=16, spec="noise+mask", params=None):
     """Clean smooth fields and their filled degraded side (strong noise: much to learn in a few steps)."""
     hq = SmoothPatches(count, size).images
     op = parse(spec, params or {"noise.sigma": 20, "mask.size": 3})
-    return hq, synthesize_pairs(hq, op, torch.Generator().manual_seed(1))
+    return hq, synthesize_pairs(hq, op, torch.Generator().manual_seed(1))[0]
 
 
 # ---------------------------------------------------------------- formulas against hand-computed values

@@ -30,7 +30,7 @@ from flowprior.warmstart.learned import (
     uniform_times_like,
 )
 from flowprior.warmstart.samplers import mean_value_sampling
-from flowprior.warmstart.unet import VelocityNetConfig
+from flowprior.warmstart.network import VelocityNetConfig
 
 
 @dataclass
@@ -44,6 +44,7 @@ class FlowIEConfig(VelocityNetConfig):
     points: int = 5  # mean value sampling: points of the uniform schedule on [0, 1]
 
     def __post_init__(self):
+        super().__post_init__()
         if self.initial_width < 1 or self.initial_layers < 2:
             raise ValueError("initial_width >= 1 and initial_layers >= 2 are required")
         if not 0 <= self.initial_fraction < 1:
@@ -91,12 +92,12 @@ class FlowIE(WarmStartModel):
     def phase_at(self, step: int, total_steps: int) -> str:
         return "initial" if step < round(self.config.initial_fraction * total_steps) else "flow"
 
-    def velocity(self, x: Tensor, t: Tensor, condition: Tensor) -> Tensor:
-        """dx/dt of the flow in [−1, 1] space; ``condition`` = 2·τφ(LQ) − 1."""
-        return self.net(torch.cat([x, condition], dim=1), t)
+    def velocity(self, x: Tensor, t: Tensor, condition: Tensor, cond: Tensor | None = None) -> Tensor:
+        """dx/dt of the flow in [−1, 1] space; ``condition`` = 2·τφ(LQ) − 1, ``cond`` the degradation maps."""
+        return self.net(torch.cat([x, condition], dim=1), t, cond=cond)
 
     def loss_terms(self, hq: Tensor, lq: Tensor, generator: torch.Generator,
-                   phase: str = "flow") -> dict[str, Tensor]:
+                   phase: str = "flow", cond: Tensor | None = None) -> dict[str, Tensor]:
         if phase == "initial":
             l1 = (self.initial(lq) - hq).abs().mean()
             return {"initial_l1": l1, "loss": l1}
@@ -108,13 +109,13 @@ class FlowIE(WarmStartModel):
         noise = gaussian_like(data, generator)
         t = 1.0 - uniform_times_like(data, generator)  # [0, 1)
         x_t = (1 - broadcast_time(t)) * noise + broadcast_time(t) * data
-        mse = (self.velocity(x_t, t, condition) - (data - noise)).square().mean()
+        mse = (self.velocity(x_t, t, condition, cond) - (data - noise)).square().mean()
         return {"velocity_mse": mse, "loss": mse}
 
-    def restore(self, lq: Tensor, generator: torch.Generator) -> Tensor:
+    def restore(self, lq: Tensor, generator: torch.Generator, cond: Tensor | None = None) -> Tensor:
         condition = 2 * self.initial(lq).clamp(0, 1) - 1
         noise = gaussian_like(lq, generator)
-        velocity = lambda x, t: self.velocity(x, t, condition)
+        velocity = lambda x, t: self.velocity(x, t, condition, cond)
         x = mean_value_sampling(velocity, noise, self.config.m, self.config.points)
         return (x + 1) / 2
 

@@ -27,7 +27,7 @@ from flowprior.warmstart.learned import (
     uniform_times_like,
 )
 from flowprior.warmstart.samplers import Velocity, irflow_sample, irflow_step, uniform_times
-from flowprior.warmstart.unet import VelocityNetConfig
+from flowprior.warmstart.network import VelocityNetConfig
 
 
 @dataclass
@@ -40,13 +40,18 @@ class IRFlowConfig(VelocityNetConfig):
     consistency_max_steps: int = 4
     # share of each batch that runs the unrolled chain: its cost is K extra forward + backward passes
     consistency_fraction: float = 0.5
+    # share of each batch trained at t = 1 exactly: the one-step path (steps = 1) starts there and nowhere else
+    t1_fraction: float = 0.0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.steps < 1 or not 1 <= self.consistency_min_steps <= self.consistency_max_steps:
             raise ValueError("steps >= 1 and 1 <= consistency_min_steps <= consistency_max_steps "
                              "are required")
         if self.consistency_weight < 0 or not 0 < self.consistency_fraction <= 1:
             raise ValueError("consistency_weight >= 0 and consistency_fraction in (0, 1] are required")
+        if not 0 <= self.t1_fraction <= 1:
+            raise ValueError("t1_fraction must lie in [0, 1]")
 
 
 def irflow_state(hq: Tensor, lq: Tensor, t: Tensor) -> Tensor:
@@ -83,28 +88,32 @@ class IRFlow(WarmStartModel):
         super().__init__(config)
         self.net = config.unet()
 
-    def displacement(self, x: Tensor, t: Tensor) -> Tensor:
-        """Predicted ``t·(LQ − HQ)`` at state x and time t."""
-        return self.net(x, t)
+    def displacement(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Predicted ``t·(LQ − HQ)`` at state x and time t, given the degradation maps ``cond``."""
+        return self.net(x, t, cond=cond)
 
     def loss_terms(self, hq: Tensor, lq: Tensor, generator: torch.Generator,
-                   phase: str = "main") -> dict[str, Tensor]:
+                   phase: str = "main", cond: Tensor | None = None) -> dict[str, Tensor]:
         c = self.config
         t = uniform_times_like(hq, generator)  # (0, 1]
+        t[: round(c.t1_fraction * hq.shape[0])] = 1.0
         target = broadcast_time(t) * (lq - hq)
-        direct = (self.displacement(irflow_state(hq, lq, t), t) - target).square().flatten(1).mean(1).mean()
+        predicted = self.displacement(irflow_state(hq, lq, t), t, cond)
+        direct = (predicted - target).square().flatten(1).mean(1).mean()
         terms = {"displacement": direct, "loss": direct}
         if c.consistency_weight > 0:
             k = int(torch.randint(c.consistency_min_steps, c.consistency_max_steps + 1, (1,),
                                   generator=generator))
             rows = max(1, round(c.consistency_fraction * hq.shape[0]))
-            consistency = multistep_consistency_loss(self.displacement, hq[:rows], lq[:rows], k).mean()
+            rows_cond = None if cond is None else cond[:rows]
+            consistency = multistep_consistency_loss(lambda x, t: self.displacement(x, t, rows_cond),
+                                                     hq[:rows], lq[:rows], k).mean()
             terms["consistency"] = consistency
             terms["loss"] = direct + c.consistency_weight * consistency
         return terms
 
-    def restore(self, lq: Tensor, generator: torch.Generator) -> Tensor:
-        return irflow_sample(self.displacement, lq, self.config.steps)
+    def restore(self, lq: Tensor, generator: torch.Generator, cond: Tensor | None = None) -> Tensor:
+        return irflow_sample(lambda x, t: self.displacement(x, t, cond), lq, self.config.steps)
 
 
 @register_initializer("irflow")

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from degradations import Degradation
+from flowprior.conditioning import condition_maps, describe
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
 from flowprior.warmstart.base import Initializer, initializer_factory
@@ -81,13 +82,19 @@ class WarmStartModel(nn.Module, ABC):
 
     @abstractmethod
     def loss_terms(self, hq: Tensor, lq: Tensor, generator: torch.Generator,
-                   phase: str = "main") -> dict[str, Tensor]:
+                   phase: str = "main", cond: Tensor | None = None) -> dict[str, Tensor]:
         """Batch-mean loss terms for clean ``hq`` and filled degraded ``lq`` (both (B, 3, H, W) in [0, 1]),
-        including the weighted total under ``"loss"``."""
+        including the weighted total under ``"loss"``. ``cond``: the degradation maps
+        (:func:`flowprior.conditioning.condition_maps`), exactly when the network is conditioned."""
 
     @abstractmethod
-    def restore(self, lq: Tensor, generator: torch.Generator) -> Tensor:
+    def restore(self, lq: Tensor, generator: torch.Generator, cond: Tensor | None = None) -> Tensor:
         """The few-step estimate of the clean image (not yet clamped), same shape as ``lq``."""
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether the network reads the degradation maps (models embedded before conditioning do not)."""
+        return getattr(self.config, "cond_channels", 0) > 0
 
     def config_dict(self) -> dict[str, Any]:
         return {"method": self.method, **dataclasses.asdict(self.config)}
@@ -167,11 +174,16 @@ class LearnedInitializer(Initializer):
         seed: seeds the noise of stochastic samplers (ResFlow's y, FlowIE's start): the same seed and input
             give bit-identical outputs.
         expected_sha256: refuse a checkpoint file with a different hash.
+        unknown: quantities (``"noise"``, ``"jpeg"``) the conditioned network is told are unknown, whatever the
+            operator's params say (blind use); see :mod:`flowprior.conditioning`.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, seed: int = 0,
-                 expected_sha256: str | None = None):
+                 expected_sha256: str | None = None, unknown: tuple[str, ...] = ()):
         super().__init__()
+        self.unknown = tuple(unknown)
+        #: what the network was given on the last call (:func:`flowprior.conditioning.describe`), for the sidecar
+        self.last_condition: dict | None = None
         if checkpoint is None and expected_sha256 is None:
             checkpoint, expected_sha256 = embedded_warmstart(self.name)
         if checkpoint is None:
@@ -202,26 +214,31 @@ class LearnedInitializer(Initializer):
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
         lq = prepare_input(y, degradation, params)
         self.model.to(lq.device)
+        cond = None
+        if self.model.conditioned:
+            cond = condition_maps(degradation, params, tuple(lq.shape), self.unknown).to(lq.device)
+            self.last_condition = describe(cond)
         generator = torch.Generator().manual_seed(self.seed)
-        x0 = self._run_blocked(lq, generator).clamp(0, 1)
+        x0 = self._run_blocked(lq, cond, generator).clamp(0, 1)
         if y.shape[1] == 1:
             x0 = x0.mean(1, keepdim=True)
         return x0.to(y.dtype)
 
-    def _run_blocked(self, lq: Tensor, generator: torch.Generator) -> Tensor:
+    def _run_blocked(self, lq: Tensor, cond: Tensor | None, generator: torch.Generator) -> Tensor:
         """The model on the whole image, or block by block with a halo of context when the image is large: the
         network's activations (~1.7 kB a pixel, ``flowprior.batch.memory.NETWORK_BYTES_PER_PIXEL``) would otherwise
         take ~85 GB on a 50-megapixel scan. Blocks run in raster order from one generator, so a seed still fixes
         the output."""
         height, width = lq.shape[-2:]
         if height * width <= self.max_block_pixels:
-            return self.model.restore(lq, generator)
+            return self.model.restore(lq, generator, cond)
         out = torch.empty_like(lq)
         for top in range(0, height, self.block):
             for left in range(0, width, self.block):
                 y0, x0 = max(0, top - self.halo), max(0, left - self.halo)
                 y1, x1 = min(height, top + self.block + self.halo), min(width, left + self.block + self.halo)
-                piece = self.model.restore(lq[..., y0:y1, x0:x1], generator)
+                piece_cond = None if cond is None else cond[..., y0:y1, x0:x1]
+                piece = self.model.restore(lq[..., y0:y1, x0:x1], generator, piece_cond)
                 bottom, right = min(height, top + self.block), min(width, left + self.block)
                 out[..., top:bottom, left:right] = piece[..., top - y0:bottom - y0, left - x0:right - x0]
         return out

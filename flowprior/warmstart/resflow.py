@@ -37,7 +37,7 @@ from flowprior.warmstart.learned import (
     uniform_times_like,
 )
 from flowprior.warmstart.samplers import euler_sample, uniform_times
-from flowprior.warmstart.unet import VelocityNetConfig
+from flowprior.warmstart.network import VelocityNetConfig
 
 
 def sigma_y(t: Tensor | float, beta: float = 10.0) -> Tensor:
@@ -67,6 +67,7 @@ class ResFlowConfig(VelocityNetConfig):
     augmented: bool = True  # False: the plain LQ -> HQ flow ablation (no y, no adaptor)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.beta <= 0 or self.steps < 1:
             raise ValueError("beta must be > 0 and steps >= 1")
 
@@ -82,26 +83,26 @@ class ResFlow(WarmStartModel):
         super().__init__(config)
         self.net = config.unet(aux_channels=3 if config.augmented else 0)
 
-    def velocity(self, x: Tensor, t: Tensor, y1: Tensor | None) -> Tensor:
+    def velocity(self, x: Tensor, t: Tensor, y1: Tensor | None, cond: Tensor | None = None) -> Tensor:
         """dx/dt at (x, t), with ``y_t = σ_y(t)·y₁`` through the adaptor when augmented."""
         aux = None
         if self.config.augmented:
             aux = broadcast_time(sigma_y(t, self.config.beta).to(x.dtype)) * y1
-        return self.net(x, t, aux)
+        return self.net(x, t, aux, cond=cond)
 
     def loss_terms(self, hq: Tensor, lq: Tensor, generator: torch.Generator,
-                   phase: str = "main") -> dict[str, Tensor]:
+                   phase: str = "main", cond: Tensor | None = None) -> dict[str, Tensor]:
         t = 1.0 - uniform_times_like(hq, generator)  # [0, 1)
         x_t = (1 - broadcast_time(t)) * hq + broadcast_time(t) * lq
         y1 = gaussian_like(hq, generator) if self.config.augmented else None
-        error = (self.velocity(x_t, t, y1) - (lq - hq)).square().flatten(1).mean(1)
+        error = (self.velocity(x_t, t, y1, cond) - (lq - hq)).square().flatten(1).mean(1)
         weight = resflow_loss_weight(t, self.config.weight_power)
         return {"loss": (weight * error).mean(), "mse": error.mean().detach()}
 
-    def restore(self, lq: Tensor, generator: torch.Generator) -> Tensor:
+    def restore(self, lq: Tensor, generator: torch.Generator, cond: Tensor | None = None) -> Tensor:
         y1 = gaussian_like(lq, generator) if self.config.augmented else None
         times = uniform_times(self.config.steps, 1.0, 0.0)
-        return euler_sample(lambda x, t: self.velocity(x, t, y1), lq, times)
+        return euler_sample(lambda x, t: self.velocity(x, t, y1, cond), lq, times)
 
 
 @register_initializer("resflow")

@@ -1,0 +1,99 @@
+"""A lean conditioned U-Net for CPU training: pixel-unshuffled input, no normalization, additive skips.
+
+Chosen by measurement (docs/benchmarks.md, "Warm-start networks"): on 2 CPU cores the group-normed
+:class:`~flowprior.warmstart.unet.TimeUNet` trains at ~13 patches/s; this network, which runs at half resolution
+on pixel-unshuffled input (as FFDNet does) and spends its parameters at the coarse levels, where a weight costs
+16x fewer multiply-adds than at the top, trains ~10x faster at a similar parameter count.
+
+Time (IR-Flow's t, ResFlow's t) enters as a per-channel shift of every block, from a small MLP of its sinusoidal
+embedding; the degradation maps (:mod:`flowprior.conditioning`) are concatenated to the input. The output layer
+starts at zero, so a fresh network predicts 0 (every warm start then begins as the identity).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from flowprior.warmstart.unet import UNetConfig, reflect_pad_to_multiple, timestep_embedding
+
+
+class LeanBlock(nn.Module):
+    """``h + conv(relu(conv(h) + shift(e)))``: a norm-free residual block with a time shift."""
+
+    def __init__(self, channels: int, embed_dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.shift = nn.Linear(embed_dim, channels)
+        nn.init.zeros_(self.shift.weight)
+        nn.init.zeros_(self.shift.bias)
+        # a small last conv keeps the residual stack near the identity at first (no norm to tame it)
+        nn.init.normal_(self.conv2.weight, std=1e-3)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, h: Tensor, embedding: Tensor) -> Tensor:
+        out = F.relu(self.conv1(h) + self.shift(embedding)[..., None, None])
+        return h + self.conv2(out)
+
+
+class LeanUNet(nn.Module):
+    """``net(x, t, aux=None, cond=None) -> prediction`` at the size of ``x`` (the :class:`TimeUNet` contract).
+
+    Uses ``config.width`` (channels at the top level), ``depth`` (2x downsamplings below the unshuffled input),
+    ``blocks`` (residual blocks at the top level; level i has ``blocks * 2**i``, capped at 4), ``max_mult`` and
+    ``unshuffle``. ``aux`` is concatenated to the input like ``cond`` (ResFlow's y).
+
+    Example:
+        >>> net = LeanUNet(UNetConfig(width=8, depth=2, unshuffle=2, cond_channels=7))
+        >>> net(torch.rand(2, 3, 13, 21), torch.rand(2), cond=torch.rand(2, 7, 13, 21)).shape
+        torch.Size([2, 3, 13, 21])
+    """
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = c = config
+        embed = 2 * c.time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(c.time_dim, embed), nn.SiLU(), nn.Linear(embed, embed))
+        area = c.unshuffle**2
+        self.stem = nn.Conv2d((c.in_channels + c.cond_channels + c.aux_channels) * area, c.channels(0), 3, padding=1)
+        self.encoder, self.downs, self.ups, self.decoder = (nn.ModuleList() for _ in range(4))
+        for level in range(c.depth + 1):
+            width, blocks = c.channels(level), self.blocks_at(level)
+            self.encoder.append(nn.ModuleList(LeanBlock(width, embed) for _ in range(blocks)))
+            if level < c.depth:
+                self.downs.append(nn.Conv2d(width, c.channels(level + 1), 2, stride=2))
+                self.ups.append(nn.ConvTranspose2d(c.channels(level + 1), width, 2, stride=2))
+                self.decoder.append(nn.ModuleList(LeanBlock(width, embed) for _ in range(blocks)))
+        self.out = nn.Conv2d(c.channels(0), c.out_channels * area, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def blocks_at(self, level: int) -> int:
+        return min(4, self.config.blocks * 2**level)
+
+    def forward(self, x: Tensor, t: Tensor | float, aux: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        c = self.config
+        if (aux is None) != (c.aux_channels == 0) or (cond is None) != (c.cond_channels == 0):
+            raise ValueError("pass aux and cond exactly when the network was built with them")
+        t = torch.as_tensor(t, dtype=torch.float32, device=x.device).expand(x.shape[0])
+        embedding = self.time_mlp(timestep_embedding(t, c.time_dim))
+        inputs = [x] + [extra.to(device=x.device, dtype=x.dtype) for extra in (cond, aux) if extra is not None]
+        x, (height, width) = reflect_pad_to_multiple(torch.cat(inputs, dim=1), c.unshuffle * 2**c.depth)
+        h = self.stem(F.pixel_unshuffle(x, c.unshuffle) if c.unshuffle > 1 else x)
+        skips = []
+        for level, blocks in enumerate(self.encoder):
+            for block in blocks:
+                h = block(h, embedding)
+            if level < c.depth:
+                skips.append(h)
+                h = self.downs[level](h)
+        for up, blocks in zip(reversed(self.ups), reversed(self.decoder)):
+            h = up(h) + skips.pop()
+            for block in blocks:
+                h = block(h, embedding)
+        out = self.out(h)
+        if c.unshuffle > 1:
+            out = F.pixel_shuffle(out, c.unshuffle)
+        return out[..., :height, :width]

@@ -1,0 +1,38 @@
+"""The network size every learned warm start shares, and the choice between the two architectures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from flowprior.warmstart.leannet import LeanUNet
+from flowprior.warmstart.unet import TimeUNet, UNetConfig
+
+ARCHITECTURES = {"timeunet": TimeUNet, "lean": LeanUNet}
+
+
+@dataclass
+class VelocityNetConfig:
+    """The network every learned warm start shares (architecture, width, depth, blocks, time embedding,
+    conditioning and pixel unshuffling; see :class:`~flowprior.warmstart.unet.UNetConfig`)."""
+
+    width: int = 32
+    depth: int = 3
+    blocks: int = 1
+    time_dim: int = 64
+    max_mult: int = 4
+    cond_channels: int = 0  # 0: blind (the models embedded before conditioning); else flowprior.conditioning.CHANNELS
+    unshuffle: int = 1
+    arch: str = "timeunet"  # "timeunet" (group-normed, the first embedded models) or "lean" (LeanUNet)
+
+    def __post_init__(self):
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, not {self.arch!r}")
+
+    def unet(self, in_channels: int = 3, aux_channels: int = 0) -> nn.Module:
+        """A 3-channel-output network of this size and architecture."""
+        config = UNetConfig(in_channels=in_channels, out_channels=3, aux_channels=aux_channels,
+                            cond_channels=self.cond_channels, unshuffle=self.unshuffle, width=self.width,
+                            depth=self.depth, blocks=self.blocks, max_mult=self.max_mult, time_dim=self.time_dim)
+        return ARCHITECTURES[self.arch](config)
