@@ -1,0 +1,9 @@
+"""Estimating an unknown degradation from the image alone (issue 15): noise level, JPEG history, defects.
+
+* :mod:`flowprior.estimate.noise` — Gaussian σ per channel (also *before* a JPEG compression).
+* :mod:`flowprior.estimate.jpeg` — quantization tables / subsampling / IJG quality from a JPEG file; grid and
+  quality from decoded pixels.
+* :mod:`flowprior.estimate.defects` — mask of constant-filled holes and thin scratches.
+* :mod:`flowprior.estimate.report` — :func:`estimate_degradation`: everything composed into an operator spec and
+  parameters, with a confidence per estimate (``flowprior inspect``).
+"""
