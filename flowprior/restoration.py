@@ -26,6 +26,7 @@ from flowprior.errors import UsageError
 from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
 from flowprior.solver import Energy, LatentMAPSolver, Stage, coarse_to_fine
 from flowprior.solver.weighting import noise_matched_weight
+from flowprior.warm_bands import BandedWarmStart, can_band
 from flowprior.warmstart import get_initializer
 
 RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "model", "seed")
@@ -249,10 +250,13 @@ def _remember_last(read: Callable[[int, int, int], Tensor]) -> Callable[[int, in
 def streams(recipe: RestoreRecipe, mask: bool) -> bool:
     """Whether :func:`restore_rows` streams an image of this recipe band by band.
 
-    It does when the warm start is computed pixel by pixel: the identity initializer without a mask (filling
-    holes, and the learned warm starts, look at the whole image) and no operator parameter the size of the image.
+    It does when the warm start can be computed a band at a time: the identity initializer (pixel by pixel) or a
+    deterministic learned one (block by block, :mod:`flowprior.warm_bands`), without a mask (filling holes looks at
+    the whole image) and with no operator parameter the size of the image.
     """
-    if recipe.init != "identity" or mask:
+    from flowprior.warm_bands import DETERMINISTIC
+
+    if recipe.init not in ("identity", *DETERMINISTIC) or mask:
         return False
     try:
         op = parse(recipe.degradation, recipe.params)
@@ -311,8 +315,13 @@ def restore_rows(source: ImageRows, recipe: RestoreRecipe | None = None, mask: T
         rows = source.read(b, y0, y1).float().clamp(0, 1)
         return rows.expand(-1, channels, -1, -1) if gray else rows
 
-    streamed = recipe.init == "identity" and observed_mask is None and not _image_sized(params, (height, width))
-    if streamed:  # the warm start is per pixel: compute it on each band
+    streamed = observed_mask is None and not _image_sized(params, (height, width))
+    banded = streamed and batch == 1 and can_band(recipe.init, height, width)
+    streamed = streamed and (recipe.init == "identity" or banded)
+    if banded:  # a learned warm start, block row by block row (flowprior.warm_bands)
+        y = _remember_last(solve_rows)
+        x0 = _remember_last(BandedWarmStart(initializer, solve_rows, op, params, height, width))
+    elif streamed:  # the warm start is per pixel: compute it on each band
         y = _remember_last(solve_rows)
 
         def warm_start(b: int, y0: int, y1: int) -> Tensor:

@@ -26,6 +26,7 @@ from flowprior.prior.losses import (
     nll_bits_per_dim,
 )
 from flowprior.recipe import to_dict
+from flowprior.distributed import Distributed
 from flowprior.training import Cadence, run_training
 
 
@@ -131,9 +132,11 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
     Writes ``last.pt`` (resumable: + optimizer and generator state), ``prior.pt`` (the latest weights), ``best.pt``
     (the weights with the lowest held-out bits/dim so far) and ``log.jsonl``.
     """
+    world = Distributed()
     out = Path(recipe.output)
     out.mkdir(parents=True, exist_ok=True)
     opt_cfg = recipe.optim
+    batch = world.share(opt_cfg.batch_size)
     if opt_cfg.threads:
         torch.set_num_threads(opt_cfg.threads)
     train_source, val_source = sources or make_patch_sources(recipe.data, opt_cfg.seed)
@@ -164,6 +167,9 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
                               "optim": payload.get("meta", {}).get("recipe", {}).get("optim")}
     else:
         prior.initialize(draw(opt_cfg.init_batch))
+    if world.rank:  # every rank draws its own share of each batch; rank 0's weights are everyone's
+        generator.manual_seed(opt_cfg.seed + 1000 * world.rank + state["step"])
+    world.broadcast(prior.parameters())
     val_batch = val_source.sample(opt_cfg.val_patches, torch.Generator().manual_seed(opt_cfg.seed + 1))
     config = {"recipe": to_dict(recipe), "model": prior.config_dict()}
 
@@ -176,7 +182,7 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
     def step() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(opt_cfg, state["step"])
-        return prior_loss_terms(prior, draw(opt_cfg.batch_size), recipe.loss, generator), {}
+        return prior_loss_terms(prior, draw(batch), recipe.loss, generator), {}
 
     def validate(record: dict[str, Any]) -> None:
         record["val_bpd"] = validation_bits_per_dim(prior, val_batch, opt_cfg.seed)
@@ -185,12 +191,17 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
             save_checkpoint(out / "best.pt", prior.config_dict(), prior.state_dict(),
                             {"train_state": dict(state), "recipe": config["recipe"]})
 
-    bar = tqdm(total=opt_cfg.steps, initial=state["step"], disable=not progress, desc="prior", dynamic_ncols=True)
+    bar = tqdm(total=opt_cfg.steps, initial=state["step"], disable=not progress or not world.is_main, desc="prior",
+               dynamic_ncols=True)
     prior.train()
     cadence = Cadence(opt_cfg.steps, opt_cfg.max_minutes, opt_cfg.grad_clip, opt_cfg.log_every, opt_cfg.val_every,
                       opt_cfg.checkpoint_every)
-    return run_training(state, optimizer, list(prior.parameters()), cadence, out / "log.jsonl", bar, step, validate,
-                        checkpoint, lambda: {"val_bpd": validation_bits_per_dim(prior, val_batch, opt_cfg.seed)})
+    try:
+        return run_training(state, optimizer, list(prior.parameters()), cadence, out / "log.jsonl", bar, step,
+                            validate, checkpoint,
+                            lambda: {"val_bpd": validation_bits_per_dim(prior, val_batch, opt_cfg.seed)}, world)
+    finally:
+        world.close()
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from degradations import Degradation, parse
 from flowprior.conditioning import condition_maps, drop_unknown
+from flowprior.distributed import Distributed
 from flowprior.errors import UsageError
 from flowprior.metrics import psnr
 from flowprior.prior.checkpoint import read_checkpoint
@@ -233,10 +234,13 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
         sources: ``(train, val)`` objects with ``sample(batch, generator) -> (B, C, P, P)``; default: the
             recipe's data section.
     """
+    world = Distributed()
     out = Path(recipe.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    if world.is_main:
+        (out / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
     opt, data = recipe.optim, recipe.data
+    batch = world.share(opt.batch_size)
     if opt.threads:
         torch.set_num_threads(opt.threads)
     mixture = build_degradations(data)
@@ -250,6 +254,9 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
     last = out / "last.pt"
     if resume and last.exists():
         load_resume_state(last, recipe, model, optimizer, generator, state)
+    if world.rank:  # every rank draws its own share of each batch
+        generator.manual_seed(opt.seed + 1000 * world.rank + state["step"])
+    world.broadcast(model.parameters())
     val_sets = validation_sets(val_source, mixture, opt.val_patches, opt.seed, conditioned)
     input_psnr = {v.name: v.input_psnr for v in val_sets}
     input_psnr["mean"] = round(sum(input_psnr.values()) / len(val_sets), 4)
@@ -269,7 +276,7 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
             state["phase"], state["phase_start"] = phase, state["step"]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(opt, state["step"] - state["phase_start"], opt.steps - state["phase_start"])
-        hq = as_rgb(train_source.sample(opt.batch_size, generator).float())
+        hq = as_rgb(train_source.sample(batch, generator).float())
         lq, cond = synthesize_mixture(hq, mixture, data.groups, generator, conditioned)
         if cond is not None and data.unknown_probability > 0:
             cond = drop_unknown(cond, data.unknown_probability, generator)
@@ -288,8 +295,12 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
         scores = validate_all(model, val_sets, opt.seed)
         return {"val_psnr": scores["mean"], "val_psnr_by_setting": scores, "val_input_psnr": input_psnr["mean"]}
 
-    bar = tqdm(total=opt.steps, initial=state["step"], disable=not progress, desc=recipe.method, dynamic_ncols=True)
+    bar = tqdm(total=opt.steps, initial=state["step"], disable=not progress or not world.is_main, desc=recipe.method,
+               dynamic_ncols=True)
     model.train()
     cadence = Cadence(opt.steps, opt.max_minutes, opt.grad_clip, opt.log_every, opt.val_every, opt.checkpoint_every)
-    return run_training(state, optimizer, list(model.parameters()), cadence, out / "log.jsonl", bar, step, validate,
-                        checkpoint, final)
+    try:
+        return run_training(state, optimizer, list(model.parameters()), cadence, out / "log.jsonl", bar, step,
+                            validate, checkpoint, final, world)
+    finally:
+        world.close()

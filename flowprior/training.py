@@ -4,6 +4,7 @@ checkpoint cadence), graceful stops and NaN-guarded optimizer steps."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from flowprior.distributed import Distributed
 
 
 class StopFlag:
@@ -41,17 +44,21 @@ def count_skip(state: dict[str, Any], limit: int = 50) -> None:
 
 
 def guarded_step(parameters: Iterable[torch.nn.Parameter], optimizer: torch.optim.Optimizer, loss: torch.Tensor,
-                 grad_clip: float, state: dict[str, Any]) -> float | None:
+                 grad_clip: float, state: dict[str, Any], world: Distributed | None = None) -> float | None:
     """Backward, clip and step unless the loss or the gradient is not finite (then count a skip, return None).
 
-    Returns the gradient norm before clipping. ``state["step"]`` advances only on a real step.
+    Returns the gradient norm before clipping. ``state["step"]`` advances only on a real step. Under ``torchrun``
+    the gradients are averaged over the ranks before clipping, and a batch is skipped on every rank when it is not
+    finite on one, so the ranks take identical steps.
     """
+    world = world or Distributed()
     parameters = list(parameters)
     optimizer.zero_grad(set_to_none=True)
-    if not torch.isfinite(loss):
+    if not world.all_finite(loss.detach()):
         count_skip(state)
         return None
     loss.backward()
+    world.average_gradients(parameters)
     grad_norm = torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
     if not torch.isfinite(grad_norm):
         optimizer.zero_grad(set_to_none=True)
@@ -80,7 +87,7 @@ def run_training(state: dict[str, Any], optimizer: torch.optim.Optimizer, parame
                  step: Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]],
                  validate: Callable[[dict[str, Any]], None],
                  checkpoint: Callable[[], None],
-                 final: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+                 final: Callable[[], dict[str, Any]], world: Distributed | None = None) -> dict[str, Any]:
     """The training loop shared by the prior and the warm starts; returns ``state`` when the run stops.
 
     Stops at ``cadence.steps``, after ``cadence.max_minutes`` of accumulated wall time (``state["seconds"]``
@@ -92,14 +99,19 @@ def run_training(state: dict[str, Any], optimizer: torch.optim.Optimizer, parame
         validate: adds held-out metrics to a log record (and may save the best weights).
         checkpoint: writes the resumable checkpoint.
         final: held-out metrics for the last line and the returned state.
+        world: the process group under ``torchrun``; only its rank 0 validates, logs and checkpoints.
     """
+    world = world or Distributed()
+    if not world.is_main:  # the other ranks step in lockstep and write nothing
+        validate, checkpoint, final, log_path = (lambda record: None), (lambda: None), dict, Path(os.devnull)
     started = time.monotonic() - state["seconds"]
     with StopFlag() as flag, open(log_path, "a") as log:
-        while state["step"] < cadence.steps and not flag.stop:
-            if cadence.max_minutes is not None and time.monotonic() - started > 60 * cadence.max_minutes:
+        while state["step"] < cadence.steps:
+            out_of_time = cadence.max_minutes is not None and time.monotonic() - started > 60 * cadence.max_minutes
+            if world.any_true(flag.stop or out_of_time):  # every rank stops at the same step
                 break
             terms, fields = step()
-            grad_norm = guarded_step(parameters, optimizer, terms["loss"], cadence.grad_clip, state)
+            grad_norm = guarded_step(parameters, optimizer, terms["loss"], cadence.grad_clip, state, world)
             if grad_norm is None:
                 continue
             state["seconds"] = time.monotonic() - started
@@ -122,6 +134,8 @@ def run_training(state: dict[str, Any], optimizer: torch.optim.Optimizer, parame
         bar.close()
         state["seconds"] = time.monotonic() - started
         state.update(final())
+        if world.world > 1:
+            state["ranks"], state["ranks_in_sync"] = world.world, world.in_sync(parameters)
         checkpoint()
         log.write(json.dumps({"step": state["step"], "final": True, **state}) + "\n")
     return state
