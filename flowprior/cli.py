@@ -253,6 +253,35 @@ def _run_restore_folder(args: argparse.Namespace, solve: dict, progress: str, ma
     return summary.exit_code
 
 
+# ------------------------------------------------------------------------------------------------- inspect
+
+
+def add_inspect_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "inspect",
+        help="estimate an image's damage: noise sigma, JPEG history, defects",
+        description="Estimate, from each image alone, its noise sigma per channel (0-255 scale), its JPEG "
+        "history (a JPEG file's own tables, subsampling and IJG quality; for other files the 8x8 grid and "
+        "quality read from the pixels) and its defects (dark-filled holes and scratches), and the operator "
+        "spec these compose into. See docs/benchmarks.md, 'Degradation estimation'.",
+    )
+    parser.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image instead of text")
+    parser.add_argument("--save-mask", nargs="?", const="", default=None, metavar="DIR",
+                        help="write STEM.estimated-mask.png (255 = observed, 0 = missing) into DIR "
+                        "(default: beside each image)")
+    parser.set_defaults(handler=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from flowprior.estimate.cli_report import inspect_file, render_text
+
+    for path in args.images:
+        found = inspect_file(path, save_mask=args.save_mask)
+        print(json.dumps(found) if args.json else render_text(found))
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------- train
 
 
@@ -311,7 +340,7 @@ def _run_train_warmstart(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------------ main
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    add_degrade_parser, add_restore_parser, add_metrics_parser, add_train_parser,
+    add_degrade_parser, add_restore_parser, add_metrics_parser, add_inspect_parser, add_train_parser,
 )
 
 

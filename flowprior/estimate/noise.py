@@ -74,12 +74,13 @@ def clip_attenuation(mean: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _flat_blocks(
-    coef: np.ndarray, sigma: float, channel_means: np.ndarray | None = None
+    coef: np.ndarray, sigma: float, channel_means: np.ndarray | None = None, usable: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(flattest eligible blocks, clip attenuation per block), see the module docstring, steps 2–3.
 
     ``channel_means`` (rows, cols, 3): when ``coef`` is the luma of RGB, the clamp acted on each channel, so the
-    luma noise shrinks by the weighted root-mean-square of the channels' attenuations.
+    luma noise shrinks by the weighted root-mean-square of the channels' attenuations. ``usable`` (rows, cols)
+    bool: False for blocks that must not be used (they touch a detected defect).
     """
     mean = coef[..., 0, 0] / BLOCK + 128.0
     if channel_means is None:
@@ -88,6 +89,8 @@ def _flat_blocks(
         per_channel = clip_attenuation(channel_means, sigma / LUMA_NOISE_GAIN)  # σ here is the luma's
         attenuation = np.sqrt((per_channel**2 * LUMA_WEIGHTS**2).sum(-1)) / LUMA_NOISE_GAIN
     eligible = (attenuation >= _MIN_ATTENUATION) & (mean > 0.5) & (mean < 254.5)
+    if usable is not None:
+        eligible &= usable
     if eligible.sum() < _MIN_BLOCKS:  # a dark or bright image: use what there is rather than nothing
         eligible = np.ones_like(eligible)
     activity = np.where(eligible, (coef[..., _SELECT] ** 2).sum(-1), np.inf)
@@ -115,14 +118,23 @@ def quantized_sigma(values: np.ndarray, step: float) -> float | None:
     return (m + 0.5) * step / (math.sqrt(2.0) * float(erfinv(share)))
 
 
-def _plain_sigma(plane: np.ndarray) -> tuple[float, int, float]:
+def _usable_blocks(exclude: np.ndarray | None, offset: tuple[int, int]) -> np.ndarray | None:
+    """(rows, cols) bool: blocks (on the grid at ``offset``) with no pixel of ``exclude``."""
+    if exclude is None:
+        return None
+    touched = block_means(np.asarray(exclude, dtype=np.float64)[..., None], offset)[..., 0] > 0
+    return ~touched
+
+
+def _plain_sigma(plane: np.ndarray, exclude: np.ndarray | None = None) -> tuple[float, int, float]:
     """(σ̂, blocks used, spread) for a never-compressed plane."""
     coef = block_dct(plane)
+    usable = _usable_blocks(exclude, (0, 0))
     if coef.size == 0:
         return float("nan"), 0, 1.0
     sigma = 0.0
     for _ in range(3):
-        flat, attenuation = _flat_blocks(coef, sigma)
+        flat, attenuation = _flat_blocks(coef, sigma, usable=usable)
         measured = coef[flat][:, _MEASURE_PLAIN] / attenuation[flat][:, None]
         sigma = _MAD_TO_SIGMA * float(np.median(np.abs(measured)))
     per_freq = _MAD_TO_SIGMA * np.median(np.abs(measured), axis=0)
@@ -174,7 +186,7 @@ def _luma_sigma_from_bins(blocks: np.ndarray, table: np.ndarray) -> tuple[float,
 
 
 def _jpeg_luma_sigma(
-    planes: np.ndarray, table: np.ndarray, offset: tuple[int, int]
+    planes: np.ndarray, table: np.ndarray, offset: tuple[int, int], exclude: np.ndarray | None = None
 ) -> tuple[float, int, float]:
     """(σ̂ of the luma noise before compression, blocks used, relative posterior width).
 
@@ -185,16 +197,20 @@ def _jpeg_luma_sigma(
     if coef.size == 0:
         return float("nan"), 0, 1.0
     channel_means = block_means(planes, offset) if planes.shape[-1] == 3 else None
+    usable = _usable_blocks(exclude, offset)
     sigma = 0.0
     for _ in range(3):
-        flat, attenuation = _flat_blocks(coef, sigma, channel_means)
+        flat, attenuation = _flat_blocks(coef, sigma, channel_means, usable)
         sigma, width = _luma_sigma_from_bins(coef[flat], table)
         sigma /= float(np.median(attenuation[flat]))
     return sigma, int(flat.sum()), width
 
 
 def estimate_noise(
-    image: object, jpeg_luma_table: np.ndarray | None = None, grid_offset: tuple[int, int] = (0, 0)
+    image: object,
+    jpeg_luma_table: np.ndarray | None = None,
+    grid_offset: tuple[int, int] = (0, 0),
+    exclude: np.ndarray | None = None,
 ) -> NoiseEstimate:
     """Gaussian noise std per channel on the 0–255 scale (the module docstring has the method).
 
@@ -203,6 +219,8 @@ def estimate_noise(
         jpeg_luma_table: the (8, 8) luma quantization table when the image was JPEG-compressed (from the file,
             or estimated from the pixels); σ̂ is then the noise *before* compression.
         grid_offset: (row, col) of the JPEG block grid in the image (nonzero for cropped JPEGs).
+        exclude: (H, W) bool, True where pixels must not be used (detected defects: a filled hole is neither
+            noise nor image).
 
     Returns:
         A :class:`NoiseEstimate`; images smaller than one 8×8 block give σ̂ = 0 with confidence 0.
@@ -211,7 +229,7 @@ def estimate_noise(
     if planes.shape[0] < BLOCK or planes.shape[1] < BLOCK:
         return NoiseEstimate([0.0] * planes.shape[-1], 0.0, "none", notes=["image smaller than one 8x8 block"])
     if jpeg_luma_table is None:
-        results = [_plain_sigma(planes[..., c]) for c in range(planes.shape[-1])]
+        results = [_plain_sigma(planes[..., c], exclude) for c in range(planes.shape[-1])]
         sigma = [r[0] for r in results]
         blocks = min(r[1] for r in results)
         spread = max(r[2] for r in results)
@@ -219,7 +237,7 @@ def estimate_noise(
         notes = []
     else:
         table = np.asarray(jpeg_luma_table, dtype=np.float64).reshape(BLOCK, BLOCK)
-        luma_sigma, blocks, spread = _jpeg_luma_sigma(planes, table, grid_offset)
+        luma_sigma, blocks, spread = _jpeg_luma_sigma(planes, table, grid_offset, exclude)
         gain = LUMA_NOISE_GAIN if planes.shape[-1] == 3 else 1.0
         # the encoder rounded its Y to integers: that much (1/12) of the measured variance was not the noise
         channel = math.sqrt(max(luma_sigma**2 - 1.0 / 12.0, 0.0)) / gain
