@@ -80,8 +80,11 @@ def _block_rows(row_bytes: int) -> int:
     return max(1, _BLOCK_BYTES // max(1, row_bytes))
 
 
-def write_png(handle: BinaryIO, rows, icc_profile: bytes | None = None, exif: bytes | None = None) -> None:
+def write_png(handle: BinaryIO, rows, icc_profile: bytes | None = None, exif: bytes | None = None,
+              dpi: tuple[float, float] | None = None) -> None:
     """Encode ``rows`` ((H, W, C) uint8/uint16, C in 1..4: gray, gray+alpha, RGB, RGBA) as PNG into ``handle``.
+
+    ``dpi`` (pixels per inch) goes into a ``pHYs`` chunk, which counts pixels per metre (rounded).
 
     The image data is one ``IDAT`` chunk whose length and CRC are filled in once the compressed stream is written
     (``handle`` must be seekable); rows are filtered and compressed a block at a time.
@@ -95,6 +98,9 @@ def write_png(handle: BinaryIO, rows, icc_profile: bytes | None = None, exif: by
         handle.write(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
     if exif:
         handle.write(_chunk(b"eXIf", exif.removeprefix(EXIF_HEADER)))  # the PNG chunk holds the bare TIFF blob
+    if dpi:
+        per_metre = [max(1, round(d / 0.0254)) for d in dpi]
+        handle.write(_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))
     length_at = handle.tell()
     handle.write(b"\0\0\0\0IDAT")
     compressor, crc, length, above = zlib.compressobj(6), zlib.crc32(b"IDAT"), 0, None
@@ -117,24 +123,37 @@ def write_png(handle: BinaryIO, rows, icc_profile: bytes | None = None, exif: by
     handle.write(_chunk(b"IEND", b""))
 
 
-def encode_png(array: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None) -> bytes:
+def encode_png(array: np.ndarray, icc_profile: bytes | None = None, exif: bytes | None = None,
+               dpi: tuple[float, float] | None = None) -> bytes:
     """Encode an (H, W, C) uint8/uint16 array, C in 1..4 (gray, gray+alpha, RGB, RGBA), as PNG bytes."""
     buffer = io.BytesIO()
-    write_png(buffer, array, icc_profile, exif)
+    write_png(buffer, array, icc_profile, exif, dpi)
     return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------------------------- TIFF
 
-_SHORT, _LONG, _UNDEFINED = 3, 4, 7
-_TYPE_FORMAT = {_SHORT: "H", _LONG: "I", _UNDEFINED: "B"}
+_ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED = 2, 3, 4, 5, 7
+_TYPE_FORMAT = {_SHORT: "H", _LONG: "I", _RATIONAL: "I", _UNDEFINED: "B"}
 
 
-def write_tiff(handle: BinaryIO, rows, icc_profile: bytes | None = None) -> None:
+def _metadata_tags(dpi: tuple[float, float] | None, text: list[tuple[int, bytes]] | None) -> list:
+    """TIFF entries for the resolution (pixels per inch as a rational) and ASCII tags (NUL-terminated bytes)."""
+    tags: list = [(tag, _ASCII, value) for tag, value in text or []]
+    if dpi:
+        for tag, value in zip((282, 283), dpi):
+            tags.append((tag, _RATIONAL, [round(value * 10000), 10000]))
+        tags.append((296, _SHORT, [2]))  # inches
+    return tags
+
+
+def write_tiff(handle: BinaryIO, rows, icc_profile: bytes | None = None, dpi: tuple[float, float] | None = None,
+               text: list[tuple[int, bytes]] | None = None) -> None:
     """Encode ``rows`` ((H, W, C) uint8/uint16, C in 1..4) as a little-endian baseline TIFF into ``handle``.
 
     Deflate compression with the horizontal-differencing predictor (tag 317 = 2), strips of about 256 KiB,
-    ``ExtraSamples = 2`` (unassociated alpha) for 2 or 4 channels, and the ICC profile in tag 34675. The header
+    ``ExtraSamples = 2`` (unassociated alpha) for 2 or 4 channels, the ICC profile in tag 34675, the resolution
+    (``dpi``) and ASCII tags (``text``: (tag, NUL-terminated bytes), e.g. Artist, Copyright). The header
     and directory come first; their strip offsets and sizes are filled in once the strips are written (``handle``
     must be seekable), one strip in memory at a time.
     """
@@ -145,7 +164,8 @@ def write_tiff(handle: BinaryIO, rows, icc_profile: bytes | None = None) -> None
     rows_per_strip = max(1, (1 << 18) // row_bytes)
     count = -(-h // rows_per_strip)
     origin = handle.tell()
-    header = _tiff_header(w, h, c, depth, rows_per_strip, [0] * count, [0] * count, icc_profile)
+    extra = _metadata_tags(dpi, text)
+    header = _tiff_header(w, h, c, depth, rows_per_strip, [0] * count, [0] * count, icc_profile, extra)
     handle.write(header)
     sizes = []
     for y in range(0, h, rows_per_strip):
@@ -158,12 +178,12 @@ def write_tiff(handle: BinaryIO, rows, icc_profile: bytes | None = None) -> None
     end = handle.tell()
     offsets = np.cumsum([len(header)] + sizes[:-1]).tolist()
     handle.seek(origin)
-    handle.write(_tiff_header(w, h, c, depth, rows_per_strip, offsets, sizes, icc_profile))
+    handle.write(_tiff_header(w, h, c, depth, rows_per_strip, offsets, sizes, icc_profile, extra))
     handle.seek(end)
 
 
 def _tiff_header(w: int, h: int, c: int, depth: int, rows_per_strip: int, offsets: list[int], sizes: list[int],
-                 icc_profile: bytes | None) -> bytes:
+                 icc_profile: bytes | None, extra: list | None = None) -> bytes:
     """Header, IFD and out-of-line values; the strips follow at ``offsets`` (its length does not depend on them)."""
     tags: list[tuple[int, int, list[int] | bytes]] = [
         (256, _LONG, [w]),
@@ -183,11 +203,9 @@ def _tiff_header(w: int, h: int, c: int, depth: int, rows_per_strip: int, offset
     tags.append((339, _SHORT, [1] * c))  # unsigned integer samples
     if icc_profile:
         tags.append((34675, _UNDEFINED, icc_profile))
+    tags = sorted(tags + list(extra or []), key=lambda entry: entry[0])  # TIFF wants the entries in tag order
 
-    layout = [
-        (tag, kind, len(v), bytes(v) if kind == _UNDEFINED else struct.pack(f"<{len(v)}{_TYPE_FORMAT[kind]}", *v))
-        for tag, kind, v in tags
-    ]
+    layout = [(tag, kind, _count(kind, v), _payload(kind, v)) for tag, kind, v in tags]
     values_at = 8 + 2 + 12 * len(layout) + 4  # header, then the IFD, then out-of-line values, then strips
     entries, blobs, cursor = [], [], values_at
     for tag, kind, n, payload in layout:
@@ -200,6 +218,16 @@ def _tiff_header(w: int, h: int, c: int, depth: int, rows_per_strip: int, offset
     header = b"II*\x00" + struct.pack("<I", 8)
     ifd = struct.pack("<H", len(entries)) + b"".join(entries) + struct.pack("<I", 0)
     return header + ifd + b"".join(blobs)
+
+
+def _count(kind: int, value) -> int:
+    return len(value) // 2 if kind == _RATIONAL else len(value)
+
+
+def _payload(kind: int, value) -> bytes:
+    if kind in (_UNDEFINED, _ASCII):
+        return bytes(value)
+    return struct.pack(f"<{len(value)}{_TYPE_FORMAT[kind]}", *value)
 
 
 def encode_tiff(array: np.ndarray, icc_profile: bytes | None = None) -> bytes:
@@ -262,3 +290,81 @@ def reset_orientation(exif: bytes) -> bytes:
             struct.pack_into(end + "H", patched, entry + 8, 1)
             return bytes(patched)
     return exif
+
+
+# ------------------------------------------------------------------------------------------- truncated PNG data
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+_ZLIB_MAX_RATIO = 1032  # deflate expands at most ~1032:1 (258-byte matches in 2 bits), plus a little framing
+_INFLATE_PIECE = 16 << 20  # inflate at most this many bytes at a time while counting
+
+
+def png_data_problem(data: bytes) -> str | None:
+    """Why a PNG's image data cannot fill the rows its header announces, or None when it can (or when the file is
+    not a PNG this check understands: the decoder then reports what is wrong).
+
+    Pillow accepts a zlib stream that ends cleanly before the last row and returns the missing rows black, so the
+    decompressed size is counted here against the header: at once from the compressed size (a few bytes cannot
+    hold millions of rows: deflate expands at most ~1032:1), else by inflating, a piece at a time.
+    """
+    header, pieces = _png_chunks(data)
+    if header is None:
+        return None
+    width, height, depth, colour, interlace = header
+    expected = _png_raw_size(width, height, depth * _PNG_CHANNELS.get(colour, 4), interlace)
+    compressed = sum(len(p) for p in pieces)
+    if compressed * _ZLIB_MAX_RATIO + 1024 < expected:
+        return (f"its {compressed} bytes of image data cannot hold the {width}x{height} pixels its header "
+                f"announces ({expected} bytes)")
+    produced = _inflated_size(pieces, expected)
+    if produced is None or produced >= expected:
+        return None
+    rows = "" if interlace else f": {produced // (expected // height)} of {height} rows"
+    return f"its image data ends after {produced} of {expected} bytes{rows}"
+
+
+def _png_chunks(data: bytes) -> tuple[tuple[int, int, int, int, int] | None, list[memoryview]]:
+    """(width, height, bit depth, colour type, interlace) from IHDR, and the IDAT payloads."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return None, []
+    view, at, header, pieces = memoryview(data), 8, None, []
+    while at + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        payload = view[at + 8 : at + 8 + length]
+        if kind == b"IHDR" and length >= 13:
+            header = struct.unpack_from(">IIBB2xB", data, at + 8)
+        elif kind == b"IDAT":
+            pieces.append(payload)
+        elif kind == b"IEND":
+            break
+        at += 12 + length
+    return header, pieces
+
+
+def _png_raw_size(width: int, height: int, bits_per_pixel: int, interlace: int) -> int:
+    """Bytes of filtered scanlines (a filter byte per row) the header implies; Adam7 has seven sub-images."""
+    def size(w: int, h: int) -> int:
+        return 0 if w == 0 or h == 0 else h * (1 + (w * bits_per_pixel + 7) // 8)
+
+    if not interlace:
+        return size(width, height)
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    return sum(size(-(-(width - x) // dx), -(-(height - y) // dy)) for x, y, dx, dy in passes)
+
+
+def _inflated_size(pieces: list[memoryview], enough: int) -> int | None:
+    """Bytes the IDAT stream inflates to (counting stops at ``enough``); None for a corrupt stream."""
+    inflater, produced = zlib.decompressobj(), 0
+    try:
+        for piece in pieces:
+            data = bytes(piece)
+            while data and produced < enough:
+                produced += len(inflater.decompress(data, _INFLATE_PIECE))
+                data = inflater.unconsumed_tail
+                if inflater.eof:
+                    return produced
+            if produced >= enough:
+                return produced
+    except zlib.error:
+        return None
+    return produced

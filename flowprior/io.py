@@ -49,7 +49,15 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 from torch import Tensor
 
-from flowprior._io_codecs import EXIF_HEADER, apply_orientation, reset_orientation, write_png, write_tiff
+from flowprior._io_codecs import (
+    EXIF_HEADER,
+    apply_orientation,
+    png_data_problem,
+    reset_orientation,
+    write_png,
+    write_tiff,
+)
+from flowprior._io_metadata import pillow_tiff_exif, tiff_text_tags
 
 _READ_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")  # JPEG also opens camera MPO files
 # TIFF tags that describe the pixel layout of *that* file; never carried to another file as "EXIF".
@@ -78,6 +86,8 @@ class Image:
         format: the Pillow format name (``"PNG"``, ``"JPEG"``, ``"MPO"``, ``"TIFF"``, ``"WEBP"``, ``"BMP"``).
         path: where it was read from.
         samples: lazy reads only: the decoded (H, W, C [+ 1 alpha]) uint8/uint16 samples, upright.
+        dpi: (horizontal, vertical) pixels per inch as stored (PNG pHYs, JFIF/EXIF, TIFF resolution), or None.
+        truncated: the file's data ended early and was read anyway (``accept_truncated``); missing rows are black.
     """
 
     pixels: Tensor | None
@@ -89,6 +99,8 @@ class Image:
     format: str
     path: Path
     samples: np.ndarray | None = None
+    dpi: tuple[float, float] | None = None
+    truncated: bool = False
 
     @property
     def channels(self) -> int:
@@ -206,16 +218,19 @@ def _levels(dtype: np.dtype) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------- reading
 
 
-def read_image(path: str | os.PathLike, lazy: bool = False) -> Image:
+def read_image(path: str | os.PathLike, lazy: bool = False, accept_truncated: bool = False) -> Image:
     """Read an image file (see the module docstring for formats and conventions).
 
     Args:
         path: the file.
         lazy: keep the decoded uint samples (``Image.samples``) and convert rows to floats on demand
             (:meth:`Image.rows`) instead of filling ``pixels`` and ``alpha``.
+        accept_truncated: read a file whose data ends early (a PNG with fewer rows than its header says, a cut
+            JPEG) instead of refusing it; the missing pixels are black (gray for JPEG) and ``Image.truncated`` is set.
 
     Raises:
-        ImageReadError: when the file is missing, empty, truncated, corrupt or of an unsupported kind.
+        ImageReadError: when the file is missing, empty, truncated (unless accepted), corrupt or of an unsupported
+            kind.
 
     Example:
         >>> img = read_image("flowprior/examples/astronaut.png")
@@ -231,9 +246,14 @@ def read_image(path: str | os.PathLike, lazy: bool = False) -> Image:
         raise ImageReadError(f"cannot read image {path}: {error.strerror or error}") from None
     if not data:
         raise ImageReadError(f"cannot read image {path}: the file is empty")
+    problem = png_data_problem(data)
+    if problem and not accept_truncated:
+        raise ImageReadError(f"cannot read image {path}: truncated: {problem} (--accept-truncated restores it "
+                             "with the missing rows black)")
     try:
-        with PILImage.open(io.BytesIO(data), formats=_READ_FORMATS) as im:
-            return _decode(im, data, path, lazy)
+        image = _open_and_decode(data, path, lazy, accept_truncated)
+        image.truncated = image.truncated or bool(problem)
+        return image
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -247,6 +267,36 @@ def read_image(path: str | os.PathLike, lazy: bool = False) -> Image:
         PILImage.DecompressionBombError,
     ) as error:
         raise ImageReadError(f"cannot read image {path}: {error}") from error
+
+
+def _open_and_decode(data: bytes, path: Path, lazy: bool, accept_truncated: bool) -> Image:
+    """Decode; a file that ends early raises, or with ``accept_truncated`` is decoded again with Pillow's
+    ``LOAD_TRUNCATED_IMAGES`` (the missing part filled) and marked ``truncated``."""
+    from PIL import ImageFile
+
+    try:
+        with PILImage.open(io.BytesIO(data), formats=_READ_FORMATS) as im:
+            return _decode(im, data, path, lazy)
+    except OSError as error:
+        if not accept_truncated or "truncated" not in str(error):
+            raise
+    previous, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, True
+    try:
+        with PILImage.open(io.BytesIO(data), formats=_READ_FORMATS) as im:
+            image = _decode(im, data, path, lazy)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    image.truncated = True
+    return image
+
+
+def _dpi(info: dict) -> tuple[float, float] | None:
+    """(x, y) pixels per inch from Pillow's ``info["dpi"]``, or None when absent or zero."""
+    try:
+        x, y = (float(v) for v in info.get("dpi") or ())
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if x > 0 and y > 0 else None
 
 
 def _decode(im: PILImage.Image, data: bytes, path: Path, lazy: bool = False) -> Image:
@@ -269,11 +319,14 @@ def _decode(im: PILImage.Image, data: bytes, path: Path, lazy: bool = False) -> 
             icc = None
     bit_depth = 16 if array.dtype == np.uint16 else 8
     array = apply_orientation(array, orientation)
+    dpi = _dpi(im.info)
+    if orientation in (5, 6, 7, 8) and dpi:
+        dpi = (dpi[1], dpi[0])  # the pixels were turned a quarter
     if lazy:
-        return Image(None, None, bit_depth, mode, icc, exif, fmt, path, samples=array)
+        return Image(None, None, bit_depth, mode, icc, exif, fmt, path, samples=array, dpi=dpi)
     pixels = _planes(array[..., :colour])
     alpha = _planes(array[..., colour:]) if array.shape[2] > colour else None
-    return Image(pixels, alpha, bit_depth, mode, icc, exif, fmt, path)
+    return Image(pixels, alpha, bit_depth, mode, icc, exif, fmt, path, dpi=dpi)
 
 
 def read_header(path: str | os.PathLike) -> Header | None:
@@ -388,6 +441,7 @@ def write_image(
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
     quality: int | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> Path:
     """Write an image atomically; the format follows the suffix (.png, .tif/.tiff, .jpg/.jpeg, .webp).
 
@@ -399,6 +453,7 @@ def write_image(
         icc_profile: ICC profile bytes to embed, or None.
         exif: EXIF bytes (with or without the ``Exif\\0\\0`` header) to embed, or None.
         quality: JPEG/WebP quality 1-100. Default: JPEG 95 (always 4:4:4 chroma), WebP lossless.
+        dpi: (x, y) pixels per inch to record (PNG pHYs, JFIF, TIFF resolution; WebP has no field), or None.
 
     Returns:
         The path written.
@@ -408,7 +463,8 @@ def write_image(
         FileNotFoundError: the destination directory does not exist.
     """
     _check_writable(Path(path), bit_depth, alpha is not None, quality)  # before quantizing
-    return write_array(path, to_hwc(pixels, alpha, bit_depth), icc_profile=icc_profile, exif=exif, quality=quality)
+    return write_array(path, to_hwc(pixels, alpha, bit_depth), icc_profile=icc_profile, exif=exif, quality=quality,
+                       dpi=dpi)
 
 
 def _check_writable(path: Path, bit_depth: int, alpha: bool, quality: int | None) -> OutputFormat:
@@ -447,6 +503,7 @@ def write_array(
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
     quality: int | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> Path:
     """Write quantized samples atomically; the format follows the suffix, as for :func:`write_image`.
 
@@ -456,7 +513,7 @@ def write_array(
             that gives blocks of rows as ``rows[y0:y1]`` and has ``shape`` and ``dtype`` (:class:`RowStore`,
             :class:`LazyRows`). PNG and 16-bit colour TIFF are encoded a block of rows at a time; JPEG, WebP and the
             other TIFFs go through Pillow, which needs the whole array.
-        icc_profile, exif, quality: as for :func:`write_image`.
+        icc_profile, exif, quality, dpi: as for :func:`write_image`.
     """
     path = Path(path)
     bit_depth, channels = (16 if np.dtype(rows.dtype) == np.uint16 else 8), rows.shape[2]
@@ -464,24 +521,32 @@ def write_array(
     if exif and not exif.startswith(EXIF_HEADER):
         exif = EXIF_HEADER + exif
     if fmt is _PNG:
-        return atomic_write(path, lambda handle: write_png(handle, rows, icc_profile, exif))
+        return atomic_write(path, lambda handle: write_png(handle, rows, icc_profile, exif, dpi))
     if fmt is _TIFF and bit_depth == 16 and channels > 1:
         if channels == 2:  # Pillow and OpenCV cannot read 2-channel 16-bit TIFF: store gray+alpha as RGBA
             rows = LazyRows((*rows.shape[:2], 4), rows.dtype, lambda y0, y1, gray=rows: gray[y0:y1][..., [0, 0, 0, 1]])
-        if exif:
-            warnings.warn(f"{path}: EXIF is not written to 16-bit colour TIFF files", stacklevel=2)
-        return atomic_write(path, lambda handle: write_tiff(handle, rows, icc_profile))
+        text, dropped = tiff_text_tags(exif)
+        if dropped:
+            warnings.warn(f"{path}: the 16-bit colour TIFF encoder writes the EXIF text tags of IFD0 only; not "
+                          f"written: {dropped}", stacklevel=2)
+        return atomic_write(path, lambda handle: write_tiff(handle, rows, icc_profile, dpi, text))
     array = np.asarray(rows[0 : rows.shape[0]])
-    return atomic_write_bytes(path, _pillow_encode(array, fmt, icc_profile, exif, quality))
+    return atomic_write_bytes(path, _pillow_encode(array, fmt, icc_profile, exif, quality, dpi, path))
 
 
 def _pillow_encode(array: np.ndarray, fmt: OutputFormat, icc: bytes | None, exif: bytes | None,
-                   quality: int | None) -> bytes:
+                   quality: int | None, dpi: tuple[float, float] | None = None, path: Path | None = None) -> bytes:
     channels = array.shape[2]
     im = PILImage.fromarray(array[..., 0] if channels == 1 else array)  # L, LA, RGB, RGBA or I;16
     options: dict = {"icc_profile": icc} if icc else {}
+    if exif and fmt is _TIFF:  # libtiff cannot take sub-IFDs (Exif, GPS) this way: IFD0's own tags only
+        exif, dropped = pillow_tiff_exif(exif)
+        if dropped:
+            warnings.warn(f"{path}: EXIF sub-IFDs are not written to TIFF files: {dropped}", stacklevel=3)
     if exif:
         options["exif"] = exif
+    if dpi and fmt is not _WEBP:
+        options["dpi"] = dpi
     if fmt is _TIFF:
         options["compression"] = "tiff_deflate"
     elif fmt is _JPEG:
