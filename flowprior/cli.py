@@ -175,7 +175,9 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
     batch.add_argument("--format", default="auto", choices=("auto", "png", "tif", "jpg", "webp"),
                        help="output format; auto (default): the input's when lossless (PNG, TIFF, lossless WebP), "
                        "else PNG")
-    batch.add_argument("--overwrite", action="store_true", help="redo outputs that exist")
+    batch.add_argument("--overwrite", action="store_true",
+                       help="replace outputs that exist (a file: the image, its sidecar and review image; a folder: "
+                       "redo finished outputs); inputs are never written")
     batch.add_argument("--limit", type=int, default=None, metavar="N", help="restore at most N files (a sample)")
     batch.add_argument("--dry-run", action="store_true",
                        help="list the work with estimated time and peak memory; write nothing")
@@ -185,7 +187,13 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="local: one file after another (default); ray: spread files over a Ray cluster "
                        "(RAY_ADDRESS, else a local instance; pip install 'flowprior[ray]')")
     parser.add_argument("--max-memory", default=None, metavar="SIZE",
-                        help="bound peak memory, e.g. 4GiB: picks how many tiles are solved at once")
+                        help="bound peak memory, e.g. 4GiB: picks how many tiles are solved at once "
+                        "(default: half the available memory)")
+    parser.add_argument("--accept-truncated", action="store_true",
+                        help="restore files whose data ends early (missing rows black) instead of refusing them")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch threads per file (default: torch's, i.e. the cores here); recorded in the "
+                        "sidecar, and the same N gives the same bytes on every backend")
     parser.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                         help="bar: files and tiles (default); json: JSON lines on stderr; none")
     parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
@@ -206,14 +214,15 @@ def _run_restore(args: argparse.Namespace) -> int:
     progress = "none" if args.quiet else args.progress
     solve = {"degradation": args.degradation, "recipe": recipe_path, "settings": recipe_settings or None,
              "operator_params": operator_params or None, "steps": args.steps, "seed": args.seed, "init": args.init,
-             "model": args.model, "chroma": args.chroma, "strength": args.strength, "quality": args.quality}
+             "model": args.model, "chroma": args.chroma, "strength": args.strength, "quality": args.quality,
+             "accept_truncated": args.accept_truncated, "threads": args.threads}
     from flowprior.batch import memory_planner, parse_size
 
     max_memory = None if args.max_memory is None else parse_size(args.max_memory)
     if Path(args.input).is_dir():
         return _run_restore_folder(args, solve, progress, max_memory)
     folder_only = [flag for flag, on in (("--recursive", args.recursive), ("--suffix", args.suffix),
-                                          ("--format", args.format != "auto"), ("--overwrite", args.overwrite),
+                                          ("--format", args.format != "auto"),
                                           ("--limit", args.limit is not None), ("--dry-run", args.dry_run),
                                           ("--manifest", args.manifest), ("--backend", args.backend != "local"))
                    if on]
@@ -223,7 +232,9 @@ def _run_restore(args: argparse.Namespace) -> int:
 
     sidecar = restore_file(args.input, args.output, mask=args.mask, invert_mask=args.invert_mask,
                            progress=progress == "bar", compare=args.compare, params_from=args.params_from,
-                           memory_planner=None if max_memory is None else memory_planner(max_memory), **solve)
+                           memory_planner=memory_planner(max_memory), overwrite=args.overwrite, **solve)
+    for note in sidecar["warnings"]:
+        print(f"{PROG}: warning: {note}", file=sys.stderr)
     seconds = sidecar["timings_s"]["total"]
     print(f"wrote {args.output} and {args.output}.json ({sidecar['tiles']['count']} tiles, {seconds:.1f} s)")
     return 0

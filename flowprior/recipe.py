@@ -185,7 +185,11 @@ def load_recipe(cls: type[T], path: str | Path | None = None, overrides: list[st
         path = Path(path)
         if not path.is_file():
             raise UsageError(f"recipe not found: {path}")
-        loaded = yaml.load(path.read_text(), Loader=_ScalarLoader) or {}  # a SafeLoader subclass
+        try:
+            loaded = yaml.load(path.read_text(), Loader=_ScalarLoader) or {}  # a SafeLoader subclass: no code runs
+        except yaml.YAMLError as error:  # malformed YAML, or a tag such as !!python/object that SafeLoader refuses
+            reason = " ".join(str(error).split())
+            raise UsageError(f"recipe {path} is not a plain YAML recipe: {reason}") from None
         if not isinstance(loaded, dict):
             raise UsageError(f"recipe {path} must be a mapping at the top level")
         data = loaded

@@ -49,12 +49,14 @@ from flowprior.io import (
     RowStore,
     atomic_write_bytes,
     output_format,
+    read_header,
     read_image,
     set_exif_text,
     temporary_path,
     to_hwc,
     write_array,
 )
+from flowprior.output_guard import check_writable
 from flowprior.recipe import from_dict
 from flowprior.restoration import (
     ImageRows,
@@ -115,6 +117,9 @@ def restore_file(
     compare: bool = False,
     memory_planner: Callable | None = None,
     params_from: str | Path | None = None,
+    overwrite: bool = False,
+    accept_truncated: bool = False,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Restore ``source`` into ``target`` (+ ``target.json``, + the review image when ``compare``).
 
@@ -133,30 +138,40 @@ def restore_file(
             tiles solved at once) and ``output`` (``"disk"``: keep the output samples in a file), recorded as the
             sidecar's ``memory``; ``buffers`` is the file's :class:`flowprior.batch.memory.ImageBuffers`.
             :func:`flowprior.batch.memory_planner` makes one from a ``--max-memory`` budget. It may raise UsageError
-            when the budget cannot be met.
+            when the budget cannot be met. A default planner (``planner.default``, no ``--max-memory``) may be
+            combined with ``params_from``: it then only checks the recorded ``max_tiles`` (``fixed=True``).
+            The plan is made from the file's header, before it is decoded.
         params_from: a sidecar of an earlier run to replay bit for bit (excludes the solve options above).
+        overwrite: replace an existing image, sidecar or review image (inputs are never written,
+            :mod:`flowprior.output_guard`).
+        accept_truncated: restore a file whose data ends early (missing rows come back black; a warning says so).
+        threads: torch threads for this file (default: torch's current count; a replay: the recorded one). Float
+            reductions depend on it, so it is recorded in the sidecar (``runtime.threads``).
 
     Returns:
         The sidecar dict (also written to ``sidecar_path(target)``).
 
     Raises:
-        UsageError: bad options, writing over the input, a memory bound that cannot be met.
+        UsageError: bad options, writing over an input or (without ``overwrite``) an existing file, a memory bound
+            that cannot be met, a mask of another size.
         ImageReadError: an unreadable input or mask.
     """
     started_at, clock = _now(), time.perf_counter()
     source, target = Path(source), Path(target)
     if not source.is_file():
         raise UsageError(f"input not found: {source}")
-    if target.exists() and target.resolve() == source.resolve():
-        raise UsageError(f"refusing to write over the input {source}; choose another -o")
     fmt = output_format(target)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
     if quality is not None and not fmt.lossy:
         raise UsageError(f"--quality applies to lossy outputs (.jpg, .webp), not {target.suffix}")
     resolved, replay = resolve_recipe(
         params_from, degradation=degradation, mask=mask, recipe=recipe, settings=settings,
         operator_params=operator_params, steps=steps, seed=seed, init=init, model=model, chroma=chroma,
-        strength=strength, max_memory=memory_planner,
+        strength=strength, max_memory=memory_planner, threads=threads,
     )
+    written = [target, sidecar_path(target)] + ([compare_path(target)] if compare else [])
+    check_writable(written, [source, mask, params_from, replay and replay["mask"]], overwrite)
     if replay:
         mask, invert_mask = replay["mask"], replay["invert_mask"]
         chroma, strength = replay["chroma"], replay["strength"]
@@ -180,20 +195,24 @@ def restore_file(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            image = read_image(source, lazy=True)  # 8/16-bit samples; float rows are made band by band
+            memory = _plan_from_header(source, target, resolved, prior, memory_planner, compare, mask, bool(replay))
+            image = read_image(source, lazy=True, accept_truncated=accept_truncated)  # samples; rows made per band
             input_sha256 = file_sha256(source)
             height, width = image.size
+            if memory_planner is not None and memory is None:  # no readable header: plan from the decoded image
+                memory = _plan(memory_planner, (height, width, image.channels, image.has_alpha, image.bit_depth),
+                               target, resolved, prior, compare, mask, bool(replay))
+            if memory is not None:
+                resolved.tiling.max_tiles = memory["max_tiles"]
             mask_tensor = read_mask(mask, invert_mask) if mask is not None else None
+            if mask_tensor is not None and tuple(mask_tensor.shape[-2:]) != (height, width):
+                raise UsageError(f"the mask {mask} is {mask_tensor.shape[-1]}x{mask_tensor.shape[-2]} pixels but "
+                                 f"the image {source} is {width}x{height}")
+            if replay and replay["input_sha256"] and replay["input_sha256"] != input_sha256:
+                notes.append(f"replay: {source} (sha256 {input_sha256[:16]}…) is not the input the sidecar "
+                             f"{params_from} recorded (sha256 {replay['input_sha256'][:16]}…)")
             bit_depth = image.bit_depth if image.bit_depth in fmt.bit_depths else 8
             keep_alpha = image.has_alpha and fmt.alpha
-            memory = None
-            if memory_planner is not None:
-                from flowprior.batch.memory import image_buffers
-
-                buffers = image_buffers(image.channels, image.has_alpha, image.bit_depth, target.suffix, compare,
-                                        streams(resolved, mask_tensor is not None))
-                memory = memory_planner(height, width, resolved, prior, buffers)
-                resolved.tiling.max_tiles = memory["max_tiles"]
             colour, fit = {"requested": chroma}, None
             if image.channels == 1:
                 colour["mode"] = "gray"
@@ -234,7 +253,9 @@ def restore_file(
                 if review_rows is not None and review_rows is not store:
                     review_rows[y0:y1] = to_hwc(rows, None, 8)
 
-            threads = replay["threads"] if replay and replay["threads"] else torch.get_num_threads()
+            if replay and replay["threads"]:
+                threads = replay["threads"]
+            threads = torch.get_num_threads() if threads is None else threads
             previous_threads = torch.get_num_threads()
             torch.set_num_threads(threads)  # float reductions depend on the thread count; replays use the recorded one
             try:
@@ -254,7 +275,11 @@ def restore_file(
                 if fmt.name == "JPEG" and len(exif) > _EXIF_MAX:
                     exif = image.exif
                     notes.append("EXIF too large to add ProcessingSoftware inside a JPEG segment; carried unchanged")
-            write_array(target, store, icc_profile=image.icc_profile, exif=exif, quality=quality)
+            if image.truncated:
+                notes.append(f"{source} is truncated: its missing rows were restored from black "
+                             "(--accept-truncated)")
+            mark_pending(target)
+            write_array(target, store, icc_profile=image.icc_profile, exif=exif, quality=quality, dpi=image.dpi)
             review = None
             if compare:
                 review = compare_path(target)
@@ -312,12 +337,47 @@ def restore_file(
         "warnings": notes,
     }
     atomic_write_bytes(sidecar_path(target), json.dumps(sidecar, indent=2).encode())
+    pending_path(target).unlink(missing_ok=True)  # the image and its sidecar are complete
     return sidecar
+
+
+def pending_path(target: str | Path) -> Path:
+    """``out/.a.png.flowprior-pending``: exists from just before ``out/a.png`` is written until its sidecar is. An
+    image without a sidecar is this tool's unfinished output (a batch redoes it) only when this marker is there."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.flowprior-pending")
+
+
+def mark_pending(target: Path) -> None:
+    with open(pending_path(target), "wb") as handle:
+        handle.write(b"flowprior: writing this image; its sidecar is written last\n")
+
+
+def _plan_from_header(source: Path, target: Path, recipe, prior, planner, compare: bool, mask, replay: bool):
+    """The memory plan from the file's header, before anything is decoded (a decompression bomb is refused here, at
+    once, with its estimate); None without a planner or a readable header."""
+    if planner is None:
+        return None
+    header = read_header(source)
+    if header is None:
+        return None
+    shape = (header.height, header.width, header.channels, header.alpha, header.bit_depth)
+    return _plan(planner, shape, target, recipe, prior, compare, mask, replay)
+
+
+def _plan(planner, shape: tuple, target: Path, recipe, prior, compare: bool, mask, replay: bool) -> dict[str, Any]:
+    from flowprior.batch.memory import image_buffers
+
+    height, width, channels, alpha, bit_depth = shape
+    buffers = image_buffers(channels, alpha, bit_depth, target.suffix, compare, streams(recipe, mask is not None))
+    if replay:  # keep the recorded max_tiles (the same bytes); only check that it fits
+        return planner(height, width, recipe, prior, buffers, fixed=True)
+    return planner(height, width, recipe, prior, buffers)
 
 
 #: The ``restore_file`` options that choose what is solved; a replay (``--params-from``) takes them from the sidecar.
 SOLVE_OPTIONS = ("degradation", "mask", "recipe", "settings", "operator_params", "steps", "seed", "init", "model",
-                 "chroma", "strength", "max_memory")
+                 "chroma", "strength", "max_memory", "threads")
 
 
 def resolve_recipe(
@@ -347,6 +407,8 @@ def resolve_recipe(
 
 
 def _given(value: Any) -> bool:
+    if getattr(value, "default", False):  # the default memory planner: not a choice of the user's
+        return False
     return value is not None and not (isinstance(value, (str, dict, list, tuple)) and len(value) == 0)
 
 
@@ -377,6 +439,7 @@ def replay_options(sidecar: str | Path) -> dict[str, Any]:
         "quality": output.get("quality"),
         "compare": bool(output.get("compare")),
         "threads": data.get("runtime", {}).get("threads"),
+        "input_sha256": (data.get("input") or {}).get("sha256"),
         "model_sha256": (data.get("model") or {}).get("sha256"),
     }
 

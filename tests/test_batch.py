@@ -24,7 +24,7 @@ from flowprior.batch.memory import FIXED_BYTES, ImageBuffers, estimate, image_bu
 from flowprior.cli import main
 from flowprior.prior.checkpoint import save_checkpoint
 from flowprior.restoration import RestoreRecipe
-from flowprior.restore_file import restore_file
+from flowprior.restore_file import pending_path, restore_file
 from flowprior.tone import chroma_residual, rgb_to_ycbcr, ycbcr_to_rgb
 from tests.conftest import natural_crop
 from tests.test_solver import tiny_prior
@@ -114,10 +114,25 @@ def test_an_image_without_its_sidecar_is_redone_and_limit_takes_a_sample(tmp_pat
         capsys, "restore", tmp_path / "in", "-o", out, "--model", model, *FAST, "--quiet", "--limit", "2"
     )
     assert code == 0 and "restored 2" in stdout and len(list(out.glob("*.png"))) == 2
-    (out / "scan00.png.json").unlink()  # killed between the image and its sidecar
+    (out / "scan00.png.json").unlink()  # killed between the image and its sidecar: what such a kill leaves
+    pending_path(out / "scan00.png").write_bytes(b"")
     code, stdout, _ = run(capsys, "restore", tmp_path / "in", "-o", out, "--model", model, *FAST, "--quiet")
     assert code == 0 and "restored 3, skipped 1" in stdout
-    assert (out / "scan00.png.json").is_file()
+    assert (out / "scan00.png.json").is_file() and not pending_path(out / "scan00.png").exists()
+
+
+def test_a_same_named_file_without_a_sidecar_is_never_overwritten_silently(tmp_path, model, capsys):
+    make_folder(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scan00.png").write_bytes(b"someone else's file")
+    code, stdout, stderr = run(capsys, "restore", tmp_path / "in", "-o", out, "--model", model, *FAST, "--quiet")
+    assert code == 1 and "restored 1" in stdout
+    assert "is not a flowprior output (no sidecar)" in stderr and "--overwrite" in stderr
+    assert (out / "scan00.png").read_bytes() == b"someone else's file"
+    code, stdout, _ = run(capsys, "restore", tmp_path / "in", "-o", out, "--model", model, *FAST, "--quiet",
+                          "--overwrite")
+    assert code == 0 and "restored 2" in stdout and io.read_image(out / "scan00.png").size == (40, 40)
 
 
 def test_outputs_keep_the_folder_structure_and_never_touch_the_inputs(tmp_path, model, capsys):
@@ -328,11 +343,19 @@ def test_16_bit_icc_and_exif_survive_byte_for_byte(tmp_path, model):
     assert sidecar["input"]["icc_sha256"] == hashlib.sha256(icc).hexdigest() and sidecar["output"]["bit_depth"] == 16
 
 
-def test_16_bit_colour_tiff_warning_lands_in_the_sidecar(tmp_path, model):
-    source = io.write_image(tmp_path / "m.png", natural_crop(20, 20), bit_depth=16, exif=_exif_with_maker_note())
+def test_16_bit_colour_tiff_keeps_the_text_tags_and_says_what_it_leaves_out(tmp_path, model):
+    exif = PILImage.Exif()
+    exif.load(_exif_with_maker_note())
+    exif[0x013B], exif[0x8298], exif[0x010E] = "A. Archivist", "(c) The Archive", "Box 3, plate 7"
+    source = io.write_image(tmp_path / "m.png", natural_crop(20, 20), bit_depth=16, exif=exif.tobytes(),
+                            dpi=(600, 600))
     sidecar = restore_file(source, tmp_path / "o.tif", model=str(model), degradation="noise", steps=4, progress=False)
-    assert io.read_image(tmp_path / "o.tif").bit_depth == 16
-    assert any("EXIF is not written to 16-bit colour TIFF" in w for w in sidecar["warnings"])
+    written = PILImage.open(tmp_path / "o.tif")
+    assert io.read_image(tmp_path / "o.tif").bit_depth == 16 and round(written.info["dpi"][0]) == 600
+    tags = written.getexif()
+    assert (tags[0x013B], tags[0x8298], tags[0x010E]) == ("A. Archivist", "(c) The Archive", "Box 3, plate 7")
+    assert tags[0x010F] == "ScanCo" and tags[0x0131] == "ScanSoft 2.1"
+    assert any("not written: Exif IFD (1 tags)" in w for w in sidecar["warnings"])
 
 
 def test_gray_stays_gray_and_alpha_passes_through_unchanged(tmp_path, model):

@@ -33,8 +33,9 @@ def restore_item(item: WorkItem, recipe, prior, kwargs: dict[str, Any], planner,
     clock = time.perf_counter()
     try:
         item.target.parent.mkdir(parents=True, exist_ok=True)
+        # overwrite: the plan already decided that this target is ours to (re)write (restore, redo, --overwrite)
         sidecar = restore_file(item.source, item.target, recipe=copy.deepcopy(recipe), prior=prior, mask=item.mask,
-                               progress=progress, memory_planner=planner, **kwargs)
+                               progress=progress, memory_planner=planner, overwrite=True, **kwargs)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as error:  # noqa: BLE001 - one bad file must not stop the batch; the manifest keeps details

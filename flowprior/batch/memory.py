@@ -8,7 +8,9 @@ A file is restored in up to four phases, and the peak is the baseline RSS plus t
     solve = held + band(max_tiles) + max_tiles * bytes_per_tile + FIXED_BYTES
     write = (input + output + review + encode) * H * W + FIXED_BYTES
 
-where ``held = (input + output + review) * H * W`` (+ ``BYTES_PER_PIXEL * H * W`` on the whole-image path).
+where ``held = (input + output + review) * H * W`` (+ ``BYTES_PER_PIXEL * H * W`` on the whole-image path). A
+deterministic learned warm start on a large image without holes runs band by band during the solve
+(:mod:`flowprior.warm_bands`): its network and block rows are then part of ``band`` and there is no ``warm`` phase.
 
 ``input``, ``output``, ... are bytes per pixel of the whole-image arrays, which hold samples of the final dtype
 (:class:`ImageBuffers`, from the file's channels and bit depth and the output format); the float tensors exist only
@@ -39,15 +41,22 @@ from flowprior.errors import UsageError
 BYTES_PER_PIXEL = 200
 
 #: Peak bytes per pixel a learned warm-start network adds while it runs (its activations; no autograd): the growth
-#: of peak RSS running the embedded IR-Flow on 256x256 and 448x448 inputs was 1.56 and 1.67 KB a pixel. Large
-#: images run in blocks (:meth:`flowprior.warmstart.LearnedInitializer.pixels_at_once`), so this term is bounded.
-NETWORK_BYTES_PER_PIXEL = 1700
+#: of peak RSS running the embedded IR-Flow on 256x256 and 448x448 inputs was 1.56 and 1.67 KB a pixel (1.93 KB on
+#: a 448x448 pass in a fresh process). Large images run in blocks
+#: (:meth:`flowprior.warmstart.LearnedInitializer.pixels_at_once`), so this term is bounded. When the warm start
+#: runs band by band, its passes alternate with solver steps and the heap does not give all of it back in between:
+#: a 1200x900 scan at --max-memory 1GiB peaked at 1149 MB where 1.7 KB/px estimated 1068 MB, so 3000 is counted.
+NETWORK_BYTES_PER_PIXEL = 3000
 
 #: Resident bytes per pixel of the padded rows the chunk being solved spans, on the streamed path: the float32
 #: band of the observation and of its warm start with their padded copies, the float64 conversions of decoded rows
 #: (and YCbCr for luminance restoration), the restored tiles of the unfinished tile row, the float64 blend
 #: accumulator and the rows being written back (measured, docs/batch.md).
 BAND_BYTES_PER_PIXEL = 128
+
+#: Resident bytes per pixel of the rows a banded learned warm start holds (:mod:`flowprior.warm_bands`): its
+#: float32 RGB block rows (12) and the float32 observation rows of the block row being computed (12).
+WARM_BAND_BYTES_PER_PIXEL = 24
 
 #: Bytes that do not grow with the image: the encoders' blocks of rows (1 MiB of samples, ~20 working copies), the
 #: mean-chroma blocks, small buffers.
@@ -185,14 +194,18 @@ def estimate(height: int, width: int, recipe, patch: int, cost: TileCost, baseli
     output = 0 if output_on_disk else buffers.output
     held = (buffers.input + output + buffers.review) * pixels
     band = 0
-    if buffers.streamed:
+    network = _network_bytes(height, width, recipe)
+    banded = buffers.streamed and network and _banded(recipe, height, width)
+    if buffers.streamed and (not network or banded):
         grid = _grid(height, width, recipe, patch)
-        band = (-(-max_tiles // len(grid.xs)) + 2) * patch * grid.padded_width * BAND_BYTES_PER_PIXEL
+        band_rows = (-(-max_tiles // len(grid.xs)) + 2) * patch
+        band = band_rows * grid.padded_width * BAND_BYTES_PER_PIXEL
+        if banded:  # the warm start's block rows live beside the band, and its network runs during the solve
+            band += _warm_band_rows(band_rows) * grid.padded_width * WARM_BAND_BYTES_PER_PIXEL + network
     else:
         held += BYTES_PER_PIXEL * pixels
-    network = _network_bytes(height, width, recipe)
     read = (buffers.decode + buffers.input) * pixels
-    warm = held + network + FIXED_BYTES if network else 0
+    warm = held + network + FIXED_BYTES if network and not banded else 0
     write = (buffers.input + output + buffers.review + buffers.encode) * pixels + FIXED_BYTES
     solve = held + band + max_tiles * cost.bytes_per_tile + FIXED_BYTES
     return {
@@ -208,6 +221,20 @@ def estimate(height: int, width: int, recipe, patch: int, cost: TileCost, baseli
         "streamed": buffers.streamed,
         "estimated_peak": int(baseline + max(read, warm, solve, write)),
     }
+
+
+def _banded(recipe, height: int, width: int) -> bool:
+    from flowprior.warm_bands import can_band
+
+    return can_band(recipe.init, height, width)
+
+
+def _warm_band_rows(band_rows: int) -> int:
+    """Rows of a banded warm start held at once: the block rows the band spans (up to one more block row than the
+    band) and the observation rows of the block row being computed (a block and two halos)."""
+    from flowprior.warmstart import LearnedInitializer as Learned
+
+    return band_rows + 2 * (Learned.block + 2 * Learned.halo)
 
 
 def _network_bytes(height: int, width: int, recipe) -> int:
@@ -283,21 +310,64 @@ def plan_memory(
     return {"budget": budget, **plan}
 
 
-def memory_planner(budget: int, cost: TileCost | None = None) -> Callable[..., dict[str, Any]]:
-    """A ``planner(height, width, recipe, prior, buffers=None)`` for ``restore_file``: :func:`plan_memory` under
-    ``budget`` bytes.
+#: the ``budget_from`` of a plan without ``--max-memory``
+DEFAULT_BUDGET_NOTE = "default: half the available memory"
+
+
+def default_budget() -> int:
+    """The memory bound without ``--max-memory``: half the memory available now (Linux ``MemAvailable``), else half
+    the physical memory, else 4 GiB."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 // 2
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (OSError, ValueError, AttributeError):
+        return 4 * 1024**3
+
+
+def memory_planner(budget: int | None = None, cost: TileCost | None = None) -> Callable[..., dict[str, Any]]:
+    """A ``planner(height, width, recipe, prior, buffers=None, fixed=False)`` for ``restore_file``:
+    :func:`plan_memory` under ``budget`` bytes (None: :func:`default_budget`, and ``planner.default`` is True).
 
     The baseline RSS is taken now, before any image is read (image buffers are the ``buffers`` terms);
-    the per-tile cost is ``cost`` or measured on the first call.
+    the per-tile cost is ``cost`` or measured on the first call. ``fixed``: keep ``recipe.tiling.max_tiles`` (a
+    replay) and only check that its estimate fits. The plan says where the budget came from (``budget_from``).
     """
     state: dict[str, Any] = {"cost": cost, "baseline": current_rss()}
+    source = "--max-memory" if budget is not None else DEFAULT_BUDGET_NOTE
+    budget = default_budget() if budget is None else budget
 
-    def planner(height: int, width: int, recipe, prior, buffers: ImageBuffers | None = None) -> dict[str, Any]:
+    def planner(height: int, width: int, recipe, prior, buffers: ImageBuffers | None = None,
+                fixed: bool = False) -> dict[str, Any]:
         if state["cost"] is None:
             state["cost"] = measure_tile_cost(prior, recipe)
-        return plan_memory(height, width, recipe, prior.patch_size, state["cost"], budget, state["baseline"], buffers)
+        args = (height, width, recipe, prior.patch_size, state["cost"])
+        if fixed:
+            plan = check_fixed_plan(*args, budget, state["baseline"], buffers)
+        else:
+            plan = plan_memory(*args, budget, state["baseline"], buffers)
+        return {**plan, "budget_from": source}
 
+    planner.default = source == DEFAULT_BUDGET_NOTE
     return planner
+
+
+def check_fixed_plan(height: int, width: int, recipe, patch: int, cost: TileCost, budget: int, baseline: int,
+                     buffers: ImageBuffers | None = None) -> dict[str, Any]:
+    """:func:`estimate` at the recipe's own ``max_tiles`` (None: all tiles), which a replay must keep to give the
+    same bytes; UsageError when it does not fit ``budget``."""
+    tiles = tile_count(height, width, recipe, patch)
+    at_once = min(tiles, recipe.tiling.max_tiles or tiles)
+    plan = estimate(height, width, recipe, patch, cost, baseline, at_once, buffers)
+    if plan["estimated_peak"] > budget:
+        raise UsageError(f"replaying {height}x{width} with {at_once} tiles at once needs about "
+                         f"{format_size(plan['estimated_peak'])}; the memory bound is {format_size(budget)}")
+    return {"budget": budget, **plan}
 
 
 _UNITS = {

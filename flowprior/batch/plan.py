@@ -13,7 +13,8 @@ from pathlib import Path
 
 from flowprior.errors import UsageError
 from flowprior.io import Header, read_header
-from flowprior.restore_file import compare_path, sidecar_path
+from flowprior.output_guard import inside, resolved
+from flowprior.restore_file import compare_path, pending_path, sidecar_path
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
 FORMATS = {"auto": None, "png": ".png", "tif": ".tif", "tiff": ".tif", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -42,12 +43,18 @@ def _is_input(path: Path) -> bool:
     )
 
 
-def _list_inputs(root: Path, recursive: bool) -> list[Path]:
-    found = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
+def _list_inputs(root: Path, recursive: bool) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The input files, sorted, and the folders that could not be listed (with the reason)."""
+    found, unlisted = [], []
+
+    def note(error: OSError) -> None:
+        if Path(error.filename) != root:
+            unlisted.append((Path(error.filename), error.strerror or str(error)))
+
+    for folder, dirs, files in os.walk(root, onerror=note, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
         found += [Path(folder) / name for name in files if _is_input(Path(name))]
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix()), unlisted
 
 
 def _lossless_webp(path: Path) -> bool:
@@ -71,10 +78,6 @@ def output_suffix(source: Path, fmt: str = "auto") -> str:
     return ".png"
 
 
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
 def plan_batch(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -93,38 +96,23 @@ def plan_batch(
     if not source_root.is_dir():
         raise UsageError(f"input folder not found: {source_root}")
     real_source, real_target = source_root.resolve(), target_root.resolve()
-    if _inside(real_target, real_source):
+    if inside(real_target, real_source):
         raise UsageError(
             f"the output folder {target_root} is inside the input folder {source_root}; "
             "choose a folder outside it (inputs are never written to)"
         )
     if "/" in suffix or "\\" in suffix:
         raise UsageError(f"--suffix may not contain a path separator: {suffix!r}")
-    sources = _list_inputs(source_root, recursive)
-    real_inputs = {p.resolve() for p in sources}
+    sources, unlisted = _list_inputs(source_root, recursive)
+    real_inputs = {real for real in map(resolved, sources) if real is not None}
     items, claimed = [], {}
     for source in sources:
-        relative = source.relative_to(source_root)
-        target = target_root / relative.parent / (relative.stem + suffix + output_suffix(source, fmt))
-        mask = source.with_name(source.stem + ".mask.png")
-        item = WorkItem(source, relative, target, "restore", mask if mask.is_file() else None)
-        real = target.resolve()
-        try:
-            regular = stat.S_ISREG(os.stat(source).st_mode)
-        except OSError as error:
-            regular, item.note = False, f"cannot read {source}: {error.strerror or error}"
-        if not regular:
-            item.action, item.note = "error", item.note or f"{source} is not a regular file"
-        elif _inside(real, real_source) or real in real_inputs:
-            item.action, item.note = "error", f"its output {target} would be inside the input tree"
-        elif target.exists() and sidecar_path(target).exists() and not overwrite:
-            item.action = "skip"
-        elif target.exists() and not overwrite:
-            item.action, item.note = "redo", "an earlier run left the image without its sidecar"
+        item = _plan_item(source, source_root, target_root, suffix, fmt)
+        item.action, item.note = _action(item, real_source, real_inputs, overwrite)
         if item.action in ("restore", "redo"):
             item.header = read_header(source)
             item.size = None if item.header is None else (item.header.height, item.header.width)
-        claimed.setdefault(real, []).append(item)
+        claimed.setdefault(resolved(item.target) or item.target, []).append(item)
         items.append(item)
     for shared in (group for group in claimed.values() if len(group) > 1):
         names = ", ".join(str(i.relative) for i in shared)
@@ -133,7 +121,43 @@ def plan_batch(
                 "error",
                 f"{names} would all be written to {item.target}; rename or use --format",
             )
+    for folder, reason in unlisted:  # an unreadable folder fails as one entry; the others go on
+        relative = folder.relative_to(source_root)
+        items.append(WorkItem(folder, relative, target_root / relative, "error",
+                              note=f"cannot list the folder {folder}: {reason}"))
     return items
+
+
+def _plan_item(source: Path, source_root: Path, target_root: Path, suffix: str, fmt: str) -> WorkItem:
+    relative = source.relative_to(source_root)
+    target = target_root / relative.parent / (relative.stem + suffix + output_suffix(source, fmt))
+    mask = source.with_name(source.stem + ".mask.png")
+    return WorkItem(source, relative, target, "restore", mask if mask.is_file() else None)
+
+
+def _action(item: WorkItem, real_source: Path, real_inputs: set[Path], overwrite: bool) -> tuple[str, str]:
+    """(action, note) for one input: a bad entry (a symlink loop, a dangling link, not a regular file), an output
+    that would touch the input tree, a finished output, an unfinished one of ours, or a foreign file in the way."""
+    source, target = item.source, item.target
+    try:
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            return "error", f"{source} is not a regular file"
+    except OSError as error:
+        return "error", f"cannot read {source}: {error.strerror or error}"
+    if resolved(source) is None:
+        return "error", f"cannot resolve {source} (a symlink loop?)"
+    for written in (target, sidecar_path(target), compare_path(target)):
+        real = resolved(written)
+        if real is None or inside(real, real_source) or real in real_inputs:
+            return "error", f"its output {written} would be inside the input tree"
+    if overwrite or not os.path.lexists(target):
+        return "restore", ""
+    if sidecar_path(target).exists():
+        return "skip", ""
+    if pending_path(target).exists():
+        return "redo", "an earlier run left the image without its sidecar"
+    return "error", (f"{target} exists and is not a flowprior output (no sidecar); move it away or pass "
+                     "--overwrite to replace it")
 
 
 def remove_stale_temporaries(items: list[WorkItem]) -> int:

@@ -17,8 +17,7 @@ def _ray_restore(item: WorkItem, recipe, kwargs: dict[str, Any], max_memory: int
     from flowprior.restoration import load_model
 
     if _WORKER_STATE.get("model") != recipe.model:
-        _WORKER_STATE.update(model=recipe.model, prior=load_model(recipe.model),
-                             planner=None if max_memory is None else memory_planner(max_memory))
+        _WORKER_STATE.update(model=recipe.model, prior=load_model(recipe.model), planner=memory_planner(max_memory))
     prior = _WORKER_STATE["prior"]
     if model_sha256 and getattr(prior, "sha256", None) != model_sha256:
         return failure(f"the worker's {recipe.model} is not the driver's model (sha256)", "UsageError", fatal=True)
@@ -35,7 +34,8 @@ def run_on_ray(todo, recipe, kwargs, options, model_sha256, manifest, report, su
         raise UsageError("--backend ray needs Ray: pip install 'flowprior[ray]'") from None
     if not ray.is_initialized():
         ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-    task = ray.remote(num_cpus=1, max_retries=0)(_ray_restore)
+    # each task reserves the CPUs of the thread count every file runs with (the same bytes as the local backend)
+    task = ray.remote(num_cpus=kwargs.get("threads") or 1, max_retries=0)(_ray_restore)
     pending = {task.remote(item, recipe, kwargs, options.max_memory, model_sha256): item for item in todo}
     try:
         while pending:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from flowprior import __version__
 from flowprior.batch.dry_run import dry_run
 from flowprior.batch.item import record, restore_item
@@ -21,6 +23,7 @@ from flowprior.batch.plan import plan_batch, remove_stale_temporaries
 from flowprior.batch.progress import Reporter
 from flowprior.batch.ray_backend import run_on_ray
 from flowprior.errors import UsageError
+from flowprior.output_guard import input_conflict
 
 
 def _resolve_settings(restore: dict[str, Any], max_memory: int | None):
@@ -29,9 +32,12 @@ def _resolve_settings(restore: dict[str, Any], max_memory: int | None):
     from flowprior.restore_file import SOLVE_OPTIONS, resolve_recipe
 
     kwargs = {key: restore.get(key) for key in ("chroma", "strength", "quality")}
-    kwargs["compare"] = bool(restore.get("compare"))
+    kwargs.update(compare=bool(restore.get("compare")), accept_truncated=bool(restore.get("accept_truncated")))
     options = {key: restore.get(key) for key in SOLVE_OPTIONS if key != "max_memory"}
     recipe, replay = resolve_recipe(restore.get("params_from"), **options, max_memory=max_memory)
+    # Every file of the batch, on every backend, runs with one thread count (float reductions depend on it): the
+    # one asked for, else this process's; a replay takes the sidecar's (restore_file reads it).
+    kwargs["threads"] = restore.get("threads") or (None if replay else torch.get_num_threads())
     if replay:
         quality = kwargs["quality"] if kwargs["quality"] is not None else replay["quality"]
         kwargs.update(chroma=replay["chroma"], strength=replay["strength"], quality=quality)
@@ -85,12 +91,15 @@ def run_batch(
         fmt_ok = item.target.suffix.lower() in (".jpg", ".jpeg", ".webp") or kwargs["quality"] is None
         if not fmt_ok:
             raise UsageError("--quality applies to lossy outputs only; add --format jpg or webp")
+    manifest_path = options.manifest or Path(output_dir) / MANIFEST_NAME
+    conflict = input_conflict(manifest_path, [i.source for i in items], input_dir)
+    if conflict:
+        raise UsageError(f"refusing to write the manifest: {conflict}; choose another --manifest")
     todo = [i for i in items if i.action in ("restore", "redo")]
     if options.limit is not None:
         todo = todo[: options.limit]
-    need_cost = options.dry_run or options.max_memory is not None
-    cost = measure_tile_cost(prior, recipe) if need_cost else None
-    planner = None if options.max_memory is None else memory_planner(options.max_memory, cost)
+    cost = measure_tile_cost(prior, recipe)
+    planner = memory_planner(options.max_memory, cost)  # without --max-memory: half the available memory
     summary = BatchSummary(run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3))
     if options.dry_run:
         dry_run(items, todo, recipe, prior, cost, options, summary, echo, kwargs["compare"])
@@ -101,7 +110,7 @@ def run_batch(
     try:
         target_root.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(items)
-        manifest = Manifest(options.manifest or target_root / MANIFEST_NAME, summary.run_id)
+        manifest = Manifest(manifest_path, summary.run_id)
         manifest.write(
             "run_start",
             flowprior_version=__version__,
