@@ -22,6 +22,7 @@ from degradations import Degradation
 from flowprior.conditioning import condition_maps, describe
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
+from flowprior.warmstart.consistency import consistent_with_jpeg
 from flowprior.warmstart.base import Initializer, initializer_factory
 from flowprior.warmstart.identity import fill_missing_pixels
 
@@ -222,6 +223,8 @@ class LearnedInitializer(Initializer):
         x0 = self._run_blocked(lq, cond, generator).clamp(0, 1)
         if y.shape[1] == 1:
             x0 = x0.mean(1, keepdim=True)
+        if self.model.conditioned:  # the models embedded before conditioning were measured without it
+            x0 = consistent_with_jpeg(x0, y.to(x0.dtype), degradation, params)
         return x0.to(y.dtype)
 
     def _run_blocked(self, lq: Tensor, cond: Tensor | None, generator: torch.Generator) -> Tensor:
