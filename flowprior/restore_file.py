@@ -120,6 +120,7 @@ def restore_file(
     overwrite: bool = False,
     accept_truncated: bool = False,
     threads: int | None = None,
+    keep_tiling: bool = False,
 ) -> dict[str, Any]:
     """Restore ``source`` into ``target`` (+ ``target.json``, + the review image when ``compare``).
 
@@ -147,6 +148,8 @@ def restore_file(
         accept_truncated: restore a file whose data ends early (missing rows come back black; a warning says so).
         threads: torch threads for this file (default: torch's current count; a replay: the recorded one). Float
             reductions depend on it, so it is recorded in the sidecar (``runtime.threads``).
+        keep_tiling: ``recipe.tiling.max_tiles`` was already planned (by a batch driver, for its Ray workers): the
+            planner only checks that it fits, as for a replay.
 
     Returns:
         The sidecar dict (also written to ``sidecar_path(target)``).
@@ -195,13 +198,14 @@ def restore_file(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            memory = _plan_from_header(source, target, resolved, prior, memory_planner, compare, mask, bool(replay))
+            fixed = bool(replay) or keep_tiling
+            memory = plan_from_header(source, target, resolved, prior, memory_planner, compare, mask, fixed)
             image = read_image(source, lazy=True, accept_truncated=accept_truncated)  # samples; rows made per band
             input_sha256 = file_sha256(source)
             height, width = image.size
             if memory_planner is not None and memory is None:  # no readable header: plan from the decoded image
                 memory = _plan(memory_planner, (height, width, image.channels, image.has_alpha, image.bit_depth),
-                               target, resolved, prior, compare, mask, bool(replay))
+                               target, resolved, prior, compare, mask, fixed)
             if memory is not None:
                 resolved.tiling.max_tiles = memory["max_tiles"]
             mask_tensor = read_mask(mask, invert_mask) if mask is not None else None
@@ -353,9 +357,11 @@ def mark_pending(target: Path) -> None:
         handle.write(b"flowprior: writing this image; its sidecar is written last\n")
 
 
-def _plan_from_header(source: Path, target: Path, recipe, prior, planner, compare: bool, mask, replay: bool):
+def plan_from_header(source: Path, target: Path, recipe, prior, planner, compare: bool = False, mask=None,
+                     replay: bool = False) -> dict[str, Any] | None:
     """The memory plan from the file's header, before anything is decoded (a decompression bomb is refused here, at
-    once, with its estimate); None without a planner or a readable header."""
+    once, with its estimate); None without a planner or a readable header. ``replay``: keep the recipe's
+    ``max_tiles`` and only check it."""
     if planner is None:
         return None
     header = read_header(source)

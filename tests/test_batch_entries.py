@@ -12,11 +12,12 @@ import torch
 
 from flowprior import io
 from flowprior.batch import WorkItem, plan_batch
-from flowprior.batch.ray_backend import _ray_restore
+from flowprior.batch.memory import memory_planner
+from flowprior.batch.ray_backend import _planned, _ray_restore
 from flowprior.cli import main
 from flowprior.prior.checkpoint import save_checkpoint
 from flowprior.recipe import from_dict
-from flowprior.restoration import RestoreRecipe
+from flowprior.restoration import RestoreRecipe, load_model
 from tests.conftest import natural_crop
 from tests.test_solver import tiny_prior
 
@@ -87,8 +88,9 @@ def test_an_unlistable_folder_fails_as_one_entry(tmp_path):
 
 
 def test_threads_are_pinned_per_file_so_a_ray_worker_gives_the_local_bytes(tmp_path, model, capsys):
-    """A Ray worker starts with 1 CPU (OMP_NUM_THREADS=1); the task body pins the batch's thread count, so the file
-    is bit-identical to the local run. Run here without Ray: the body of the Ray task, in a 1-thread process state."""
+    """A Ray worker starts with 1 CPU (OMP_NUM_THREADS=1); the task body pins the batch's thread count and keeps the
+    driver's tile plan, so the file is bit-identical to the local run. Run here without Ray: what the driver hands a
+    task (:func:`_planned`), then the body of the Ray task, in a 1-thread process state."""
     root = tmp_path / "in"
     root.mkdir()
     io.write_image(root / "scan.png", natural_crop(48, 56))
@@ -97,14 +99,18 @@ def test_threads_are_pinned_per_file_so_a_ray_worker_gives_the_local_bytes(tmp_p
     assert code == 0, stderr
     local = json.loads((tmp_path / "local" / "scan.png.json").read_text())
     assert local["runtime"]["threads"] == 2
-    recipe = from_dict(RestoreRecipe, local["recipe"])  # what the driver hands every task
+    recipe = from_dict(RestoreRecipe, local["recipe"])
+    recipe.tiling.max_tiles = None  # as the driver resolves it, before any plan
     item = WorkItem(root / "scan.png", Path("scan.png"), tmp_path / "ray" / "scan.png", "restore")
     kwargs = {"chroma": None, "strength": None, "quality": None, "compare": False, "accept_truncated": False,
               "threads": 2}
+    planner = memory_planner()
+    task_recipe, task_kwargs = _planned(item, recipe, load_model(str(model)), planner, kwargs)
+    assert task_kwargs["keep_tiling"] and task_recipe.tiling.max_tiles == local["recipe"]["tiling"]["max_tiles"]
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # what a 1-CPU Ray worker starts with
     try:
-        outcome = _ray_restore(item, recipe, kwargs, None, None)
+        outcome = _ray_restore(item, task_recipe, task_kwargs, planner.budget, None)
     finally:
         torch.set_num_threads(previous)
     assert outcome["status"] == "restored", outcome

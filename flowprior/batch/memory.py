@@ -353,7 +353,7 @@ def memory_planner(budget: int | None = None, cost: TileCost | None = None) -> C
             plan = plan_memory(*args, budget, state["baseline"], buffers)
         return {**plan, "budget_from": source}
 
-    planner.default = source == DEFAULT_BUDGET_NOTE
+    planner.default, planner.budget = source == DEFAULT_BUDGET_NOTE, budget
     return planner
 
 

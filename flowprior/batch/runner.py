@@ -163,7 +163,7 @@ def _restore_all(items, todo, recipe, prior, kwargs, planner, options, manifest,
             summary.failed.append((str(item.source), item.note))
             manifest.write("file", input=str(item.source), output=str(item.target), status="failed", error=item.note)
     if options.backend == "ray":
-        run_on_ray(todo, recipe, kwargs, options, getattr(prior, "sha256", None), manifest, report, summary)
+        run_on_ray(todo, recipe, prior, planner, kwargs, options, manifest, report, summary)
         return
     for item in todo:
         report.start(item)
