@@ -103,7 +103,13 @@ class Runner:
 def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
-    images = dict(list(load_test_set(args.root, "256crops").items())[: args.crops])
+    if args.images == "val":  # choosing a recipe: validation crops of the training pool, never the test photos
+        from tune_restore import validation_crops
+
+        crops = validation_crops(args.train_root, args.crops, 256)
+        images = {f"val{i}": crops[i:i + 1].float() for i in range(len(crops))}
+    else:
+        images = dict(list(load_test_set(args.root, "256crops").items())[: args.crops])
     out = Path(args.out)
     done = set()
     if args.resume and out.is_file():
@@ -180,6 +186,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--settings", default=",".join(SETTINGS))
     r.add_argument("--crops", type=int, default=4)
     r.add_argument("--root", default="data/test")
+    r.add_argument("--images", choices=("test", "val"), default="test",
+                   help="test: Table 1's crops; val: 256² validation crops of the training pool (to choose recipes)")
+    r.add_argument("--train-root", default="data/train")
     r.add_argument("--checkpoint", action="append", default=[], help="METHOD=PATH (default: the embedded one)")
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--out", default="docs/warmstart.jsonl")

@@ -8,7 +8,7 @@ from degradations import parse
 from degradations.functional.jpeg import quantization_tables
 from degradations.functional.jpeg_bins import project_to_bins
 from flowprior.metrics import psnr
-from flowprior.warmstart.consistency import consistent_with_jpeg
+from flowprior.warmstart.consistency import consistent_with_input
 
 
 def coded(clean, quality, subsampling):
@@ -36,7 +36,16 @@ def test_only_a_jpeg_alone_is_clipped(make_natural_image):
     clean = make_natural_image(32, 32)
     op, params, y = coded(clean, 30, "420")
     x0 = torch.full_like(clean, 0.5)
-    assert not torch.equal(consistent_with_jpeg(x0, y, op, params), x0)
+    assert not torch.equal(consistent_with_input(x0, y, op, params), x0)
     chain = parse("noise+jpeg", {"noise.sigma": 10, "jpeg.quality": 30})
     sampled = chain.sample_params(tuple(clean.shape), torch.Generator().manual_seed(0))
-    assert torch.equal(consistent_with_jpeg(x0, y, chain, sampled), x0)  # the bins hold the noisy image
+    assert torch.equal(consistent_with_input(x0, y, chain, sampled), x0)  # the bins hold the noisy image
+
+
+def test_holes_alone_keep_every_observed_pixel(make_natural_image):
+    clean = make_natural_image(32, 32)
+    op = parse("mask", {"mask.coverage": 0.2, "mask.size": 4})
+    params = op.sample_params(tuple(clean.shape), torch.Generator().manual_seed(0))
+    y, observed = op.apply(clean, params), op.observed_mask(params)
+    out = consistent_with_input(torch.full_like(clean, 0.5), y, op, params)
+    assert torch.equal(out * observed, clean * observed) and (out[(observed == 0).expand_as(out)] == 0.5).all()

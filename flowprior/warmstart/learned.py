@@ -22,7 +22,7 @@ from degradations import Degradation
 from flowprior.conditioning import condition_maps, describe
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
-from flowprior.warmstart.consistency import consistent_with_jpeg
+from flowprior.warmstart.consistency import consistent_with_input
 from flowprior.warmstart.base import Initializer, initializer_factory
 from flowprior.warmstart.identity import fill_missing_pixels
 
@@ -224,7 +224,7 @@ class LearnedInitializer(Initializer):
         if y.shape[1] == 1:
             x0 = x0.mean(1, keepdim=True)
         if self.model.conditioned:  # the models embedded before conditioning were measured without it
-            x0 = consistent_with_jpeg(x0, y.to(x0.dtype), degradation, params)
+            x0 = consistent_with_input(x0, y.to(x0.dtype), degradation, params)
         return x0.to(y.dtype)
 
     def _run_blocked(self, lq: Tensor, cond: Tensor | None, generator: torch.Generator) -> Tensor:
