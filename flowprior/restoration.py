@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from degradations import parse
 from flowprior import tiling
+from flowprior.conditioning import QUANTITIES
 from flowprior.errors import UsageError
 from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
 from flowprior.solver import Energy, LatentMAPSolver, Stage, coarse_to_fine
@@ -29,7 +30,8 @@ from flowprior.solver.weighting import noise_matched_weight
 from flowprior.warm_bands import BandedWarmStart, can_band
 from flowprior.warmstart import get_initializer
 
-RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "model", "seed")
+RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "init_unknown", "model",
+                   "seed")
 
 
 @dataclass
@@ -77,6 +79,8 @@ class RestoreRecipe:
     tiling: TilingSection = field(default_factory=TilingSection)
     init: str = "identity"
     init_checkpoint: str | None = None  # the learned warm start's checkpoint (resflow, irflow, flowie)
+    # quantities a conditioned warm start is told are unknown ("noise", "jpeg"): blind use of the same model
+    init_unknown: list[str] = field(default_factory=list)
     model: str = "default"  # "default" (embedded) or a checkpoint path
     seed: int = 0
 
@@ -131,7 +135,7 @@ AUTO_RECIPES = {frozenset({"noise"}): "noise", frozenset({"jpeg"}): "jpeg", froz
 
 
 #: what the embedded warm start was trained on: ``auto`` restores these with ``recipes/restore/fast.yaml``
-FAST_OPERATORS = frozenset({"jpeg", "noise", "mask"})
+FAST_OPERATORS = frozenset({"jpeg", "noise", "mask", "identity"})
 
 
 def auto_recipe_name(spec: str, init: str | None = None, warm_start: bool = True) -> str:
@@ -212,7 +216,12 @@ def make_initializer(recipe: RestoreRecipe):
             raise UsageError(f"init_checkpoint={recipe.init_checkpoint} is set but init is 'identity', which "
                              "loads no model; choose a learned init (--init resflow|irflow|flowie)")
         return get_initializer("identity")
-    return get_initializer(recipe.init, checkpoint=recipe.init_checkpoint, seed=recipe.seed)
+    unknown = set(recipe.init_unknown) - set(QUANTITIES)
+    if unknown:
+        raise UsageError(f"init_unknown: {sorted(unknown)} are not quantities a warm start reads "
+                         f"(known: {', '.join(QUANTITIES)})")
+    return get_initializer(recipe.init, checkpoint=recipe.init_checkpoint, seed=recipe.seed,
+                           unknown=tuple(recipe.init_unknown))
 
 
 @dataclass
@@ -377,6 +386,8 @@ def restore_rows(source: ImageRows, recipe: RestoreRecipe | None = None, mask: T
         "rollbacks": rollbacks,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "model": {"name": recipe.model, "sha256": getattr(prior, "sha256", None)},
+        # what a conditioned warm start was told about the degradation (None: no learned or a blind warm start)
+        "warm_start_condition": getattr(initializer, "last_condition", None),
     }
 
 

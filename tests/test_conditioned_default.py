@@ -6,13 +6,20 @@ so they catch a broken, blind or swapped model rather than a rounding change.
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import flowprior
 from degradations import parse
+from flowprior.cli import main
 from flowprior.metrics import psnr
+from flowprior.restore_file import sidecar_path
 from flowprior.warmstart import get_initializer
+from tests.conftest import natural_crop
 
 
 def degraded(clean, spec, params, seed=3):
@@ -33,8 +40,6 @@ def warm_start(y, spec, params, unknown=()):
 
 @pytest.fixture(scope="module")
 def crop():
-    from tests.conftest import natural_crop
-
     return natural_crop(128, 128, top=100, left=150)
 
 
@@ -70,3 +75,17 @@ def test_the_default_path_does_no_harm_to_light_damage(crop, spec, params):
     out = quantize(flowprior.restore(y, spec, params=params))
     change = float(psnr(crop, out) - psnr(crop, y))
     assert change >= -0.1, f"{spec} {params}: the default path lost {-change:.2f} dB"
+
+
+def test_the_cli_output_follows_the_declared_sigma_and_the_sidecar_records_it(tmp_path, noisy):
+    source = tmp_path / "noisy.png"
+    Image.fromarray((noisy[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(source)
+    outputs = {}
+    for sigma in (5, 25):
+        target = tmp_path / f"out{sigma}.png"
+        assert main(["restore", str(source), "-o", str(target), "--degradation", "noise",
+                     "--set", f"noise.sigma={sigma}"]) == 0
+        outputs[sigma] = target.read_bytes()
+        sidecar = json.loads(sidecar_path(target).read_text())
+        assert sidecar["warm_start_condition"]["noise_sigma"] == pytest.approx(sigma)
+    assert outputs[5] != outputs[25]  # the declared sigma reaches the network
