@@ -56,6 +56,7 @@ from flowprior.io import (
     to_hwc,
     write_array,
 )
+from flowprior.jpeg_file import with_file_jpeg
 from flowprior.output_guard import check_writable
 from flowprior.recipe import from_dict
 from flowprior.restoration import (
@@ -194,6 +195,7 @@ def restore_file(
         resolved = with_total_steps(resolved, steps, prior.num_levels)
 
     notes: list[str] = []
+    resolved, jpeg_note = with_file_jpeg(resolved, source)  # a JPEG input's own quality and subsampling
     stores: list[RowStore] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -339,6 +341,7 @@ def restore_file(
         },
         "libraries": _library_versions(),
         "warnings": notes,
+        "jpeg_from_file": jpeg_note,  # what the input's own JPEG tables said, when it is a JPEG
     }
     atomic_write_bytes(sidecar_path(target), json.dumps(sidecar, indent=2).encode())
     pending_path(target).unlink(missing_ok=True)  # the image and its sidecar are complete

@@ -89,3 +89,15 @@ def test_the_cli_output_follows_the_declared_sigma_and_the_sidecar_records_it(tm
         sidecar = json.loads(sidecar_path(target).read_text())
         assert sidecar["warm_start_condition"]["noise_sigma"] == pytest.approx(sigma)
     assert outputs[5] != outputs[25]  # the declared sigma reaches the network
+
+
+@pytest.mark.parametrize("subsampling", [0, 2])  # Pillow's codes: 4:4:4, 4:2:0
+def test_a_jpeg_input_declares_its_own_quality_and_subsampling(tmp_path, crop, subsampling):
+    source, target = tmp_path / "photo.jpg", tmp_path / "out.png"
+    Image.fromarray((crop[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
+        source, quality=35, subsampling=subsampling)
+    assert main(["restore", str(source), "-o", str(target), "--degradation", "jpeg"]) == 0
+    sidecar = json.loads(sidecar_path(target).read_text())
+    assert sidecar["recipe"]["params"]["jpeg.quality"] == 35
+    assert sidecar["recipe"]["params"]["jpeg.subsampling"] == ("444" if subsampling == 0 else "420")
+    assert sidecar["jpeg_from_file"].startswith("JPEG read from the file: quality 35")
