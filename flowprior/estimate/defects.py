@@ -12,6 +12,9 @@ A classical detector, tuned on photos other than the test photos (benchmarks/est
    large dark area, are missed (the documented failure modes).
 4. Specks smaller than a few pixels are dropped, and so are regions that are not clearly darker than the ring
    of pixels around them.
+5. What is left must be shaped like a defect: a union of axis-aligned squares (side >= 5: it survives an
+   opening with such a square nearly unchanged) or a line at most ~5 px wide. Crushed black shadows with
+   curved outlines fail this; thin natural dark lines pass it (a failure mode).
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ _GROW_REACH = 2
 _MIN_AREA = 6
 _RING = 3
 _MIN_CONTRAST = 20.0
+_MIN_SQUARE = 5  # smallest hole side the square test knows
+_THIN_RADIUS = 2.5  # px: scratches up to ~5 px wide
+_SHAPE_TOLERANCE = 0.02  # share of a region an opening may remove and still call it squares (noise-free)
+_SHAPE_TOLERANCE_PER_SIGMA = 0.02  # noise and JPEG rag the outline
 
 
 @dataclass
@@ -80,8 +87,31 @@ def _scene_dark(candidates: np.ndarray) -> np.ndarray:
     return touched[labels]
 
 
-def _keep_contrasting(candidates: np.ndarray, darkest: np.ndarray) -> tuple[np.ndarray, int]:
-    """Drop specks and regions not clearly darker than their surrounding ring (step 4); (mask, regions kept)."""
+def _defect_shaped(region: np.ndarray, tolerance: float) -> bool:
+    """Is a (cropped, uint8 0/1) region a union of squares of side >= 5 or a thin line (step 5)?
+
+    A union of k×k squares survives an opening with a k×k square unchanged; a natural dark patch with a curved
+    or ragged outline loses its boundary. A scratch is thin: its inner distance to the outside stays small.
+    """
+    area = float(region.sum())
+    inner = cv2.distanceTransform(np.pad(region, 1), cv2.DIST_L2, 3)
+    if np.percentile(inner[inner > 0], 95) <= _THIN_RADIUS:
+        return True
+    for side in range(_MIN_SQUARE, LARGEST_HOLE + 1):
+        opened = cv2.morphologyEx(region, cv2.MORPH_OPEN, np.ones((side, side), np.uint8))
+        lost = area - float(opened.sum())
+        if lost <= tolerance * area:
+            return True
+        if opened.sum() == 0:
+            return False
+    return False
+
+
+def _keep_contrasting(
+    candidates: np.ndarray, darkest: np.ndarray, shape_tolerance: float
+) -> tuple[np.ndarray, int]:
+    """Drop specks, regions not clearly darker than their surrounding ring (step 4) and regions shaped like
+    neither holes nor scratches (step 5); returns (mask, regions kept)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates, connectivity=8)
     keep = np.zeros(count, dtype=bool)
     ring_kernel = np.ones((2 * _RING + 1, 2 * _RING + 1), np.uint8)
@@ -94,8 +124,8 @@ def _keep_contrasting(candidates: np.ndarray, darkest: np.ndarray) -> tuple[np.n
         inside = (labels[y0:y1, x0:x1] == label).astype(np.uint8)
         ring = (cv2.dilate(inside, ring_kernel) > 0) & (labels[y0:y1, x0:x1] == 0)
         patch = darkest[y0:y1, x0:x1]
-        if not ring.any() or np.median(patch[ring]) - np.median(patch[inside > 0]) >= _MIN_CONTRAST:
-            keep[label] = True
+        contrasting = not ring.any() or np.median(patch[ring]) - np.median(patch[inside > 0]) >= _MIN_CONTRAST
+        keep[label] = contrasting and _defect_shaped(inside, shape_tolerance)
     return keep[labels], int(keep.sum())
 
 
@@ -115,7 +145,8 @@ def detect_defects(image: object, noise_sigma: float = 0.0) -> DefectEstimate:
     if scene.any():
         notes.append(f"{scene.mean():.1%} of the image is a large dark area, taken as scene (not a defect)")
         candidates[scene] = 0
-    missing, regions = _keep_contrasting(candidates, darkest)
+    tolerance = _SHAPE_TOLERANCE + _SHAPE_TOLERANCE_PER_SIGMA * sigma
+    missing, regions = _keep_contrasting(candidates, darkest, tolerance)
     # confidence: defect pixels close to the fill value are unambiguous; a mask of barely-dark pixels is not
     confidence = 0.0 if not missing.any() else float(np.clip(1.0 - np.median(darkest[missing]) / 64.0, 0, 1))
     return DefectEstimate(missing, regions, confidence, notes)

@@ -34,8 +34,8 @@ _LOW_FREQUENCIES = ((0, 0), (0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3), (1, 
 _MIN_NONZERO = 100  # coefficients needed before a frequency's lattice strength is trusted
 _FIT_TOLERANCE = 0.05  # a table fits when its lattice score is within this of the best table's
 _HIGHEST_PIXEL_QUALITY = 95  # above this the steps are 1–2 and every image "fits": not decidable from pixels
-#: lattice score above which pixels are called JPEG-compressed; chosen on the tuning photos (see benchmarks)
-DETECTION_THRESHOLD = 0.25
+#: lattice score above which pixels are called JPEG-compressed
+DETECTION_THRESHOLD = 0.18  # 1.5× the highest never-compressed score on the tuning photos (0.12)
 _SUBSAMPLING_NAMES = {0: "444", 1: "422", 2: "420"}
 
 
@@ -165,25 +165,35 @@ def _lattice_strength(values: np.ndarray, step: float) -> float:
     return float(2.0 * near.mean() - 1.0)
 
 
-def _textured_blocks(coef: np.ndarray) -> np.ndarray:
-    """(n, 8, 8) blocks that are not constant. A constant block's DC is 8× an integer pixel value on *any* grid,
-    a lattice of step 8 that says nothing about the JPEG grid, so such blocks are left out."""
-    flat = coef.reshape(-1, BLOCK, BLOCK)
-    ac_energy = (flat**2).sum(axis=(1, 2)) - flat[:, 0, 0] ** 2
-    return flat[ac_energy > 1.0]
+def _measurable_blocks(planes: np.ndarray, plane: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
+    """(n, 8, 8) luma DCTs of the blocks that can show the quantizer's lattice.
+
+    Left out: constant blocks (their DC is 8× an integer pixel value on *any* grid, a lattice of step 8 that
+    says nothing about the JPEG grid) and blocks with a pixel clipped to 0 or 255 in any channel (the decoder's
+    clamp moved it off the lattice; heavy noise before compression clips many).
+    """
+    coef = block_dct(plane, offset).reshape(-1, BLOCK, BLOCK)
+    if coef.shape[0] == 0:
+        return coef
+    oy, ox = offset
+    h = (planes.shape[0] - oy) // BLOCK * BLOCK
+    w = (planes.shape[1] - ox) // BLOCK * BLOCK
+    crop = planes[oy : oy + h, ox : ox + w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK, -1)
+    clipped = ((crop <= 0.5) | (crop >= 254.5)).any(axis=(1, 3, 4)).reshape(-1)
+    ac_energy = (coef**2).sum(axis=(1, 2)) - coef[:, 0, 0] ** 2
+    return coef[(ac_energy > 1.0) & ~clipped]
 
 
-def _step_strengths(coef: np.ndarray, frequencies, steps: dict) -> dict:
+def _step_strengths(blocks: np.ndarray, frequencies, steps: dict) -> dict:
     """{(u, v, step): lattice strength} for each frequency and each of its candidate steps."""
-    flat = _textured_blocks(coef)
-    return {(u, v, q): _lattice_strength(flat[:, u, v], float(q)) for u, v in frequencies for q in steps[u, v]}
+    return {(u, v, q): _lattice_strength(blocks[:, u, v], float(q)) for u, v in frequencies for q in steps[u, v]}
 
 
-def _table_scores(coef: np.ndarray, qualities: np.ndarray) -> np.ndarray:
+def _table_scores(blocks: np.ndarray, qualities: np.ndarray) -> np.ndarray:
     """Mean lattice strength over :data:`_LOW_FREQUENCIES` of each quality's IJG luma table (0 when undecided)."""
     tables = ijg_tables()[0][qualities - 1]
     steps = {(u, v): sorted(set(tables[:, u, v].tolist())) for u, v in _LOW_FREQUENCIES}
-    strength = _step_strengths(coef, _LOW_FREQUENCIES, steps)
+    strength = _step_strengths(blocks, _LOW_FREQUENCIES, steps)
     scores = np.zeros(len(qualities))
     for i, table in enumerate(tables):
         measured = [strength[u, v, int(table[u, v])] for u, v in _LOW_FREQUENCIES]
@@ -201,9 +211,9 @@ _OFFSET_STEPS = {
 _OFFSET_BLOCKS = 800  # blocks sampled for the grid search (the full set is used for the quality)
 
 
-def _grid_strength(plane: np.ndarray, offset: tuple[int, int]) -> float:
+def _grid_strength(planes: np.ndarray, plane: np.ndarray, offset: tuple[int, int]) -> float:
     """Mean over a few low frequencies of their best lattice strength over all candidate steps."""
-    coef = block_dct(plane, offset).reshape(-1, BLOCK, BLOCK)
+    coef = _measurable_blocks(planes, plane, offset)
     if coef.shape[0] == 0:
         return 0.0
     if coef.shape[0] > _OFFSET_BLOCKS:  # an even spread of blocks, reproducible
@@ -215,14 +225,15 @@ def _grid_strength(plane: np.ndarray, offset: tuple[int, int]) -> float:
 
 def detect_jpeg_grid(image: object) -> PixelJpegEstimate:
     """Was this image once a JPEG, on which 8×8 grid, at which IJG quality (see the module docstring)."""
-    plane = luma(as_planes(image))
+    planes = as_planes(image)
+    plane = luma(planes)
     if plane.shape[0] < 2 * BLOCK or plane.shape[1] < 2 * BLOCK:
         return PixelJpegEstimate(False, 0.0, (0, 0), None, None, 0.0, ["image too small to test for JPEG"])
     # all 64 grids: a grid misaligned in rows shows no lattice, so rows and columns cannot be searched apart
     offsets = [(dy, dx) for dy in range(BLOCK) for dx in range(BLOCK)]
-    row, col = max(offsets, key=lambda offset: _grid_strength(plane, offset))
+    row, col = max(offsets, key=lambda offset: _grid_strength(planes, plane, offset))
     qualities = np.arange(1, _HIGHEST_PIXEL_QUALITY + 1)
-    scores = _table_scores(block_dct(plane, (row, col)), qualities)
+    scores = _table_scores(_measurable_blocks(planes, plane, (row, col)), qualities)
     best = float(scores.max())
     fitting = qualities[scores >= best - _FIT_TOLERANCE]
     quality = int(fitting.min())

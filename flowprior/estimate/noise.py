@@ -160,6 +160,7 @@ def _bin_log_likelihood(bins: np.ndarray, step: float) -> np.ndarray:
 
 
 _MIN_INFORMATIVE = 5
+_FREQUENCY_PERCENTILE = 50
 
 
 def _luma_sigma_from_bins(blocks: np.ndarray, table: np.ndarray) -> tuple[float, float]:
@@ -173,8 +174,8 @@ def _luma_sigma_from_bins(blocks: np.ndarray, table: np.ndarray) -> tuple[float,
     quantile = [quantized_sigma(blocks[:, u, v], float(table[u, v])) for u, v in uv]
     informative = [e for e in quantile if e is not None]
     if len(informative) >= _MIN_INFORMATIVE:
-        lo, median, hi = np.percentile(informative, [25, 50, 75])
-        return float(median), float((hi - lo) / max(median, 1e-6))
+        lo, pick, hi = np.percentile(informative, [25, _FREQUENCY_PERCENTILE, 75])
+        return float(pick), float((hi - lo) / max(pick, 1e-6))
     log_lik = np.zeros_like(_SIGMA_GRID)
     for u, v in uv:
         step = float(table[u, v])
