@@ -151,7 +151,7 @@ def summarize(results: dict) -> list[str]:
     files = results["jpeg_files"]["files"]
     rows.append(f"| JPEG files q 1–100 (4:4:4, 4:2:0): exact quality and subsampling | "
                 f"{sum(r['exact'] and r['quality_hat'] == r['quality'] and r['subsampling_hat'] == r['subsampling'] for r in files)}"
-                f"/{len(files)} | all (q ≤ 3 and q = 100 have tables shared with neighbours) |")
+                f"/{len(files)} | all |")
     for kind in ("holes", "strokes"):
         for setting in ("mask", "mask+noise5+jpeg50"):
             sub = [r for r in defects if r["kind"] == kind and r["setting"] == setting]

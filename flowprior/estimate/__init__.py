@@ -7,3 +7,7 @@
 * :mod:`flowprior.estimate.report` — :func:`estimate_degradation`: everything composed into an operator spec and
   parameters, with a confidence per estimate (``flowprior inspect``).
 """
+
+from flowprior.estimate.report import estimate_degradation
+
+__all__ = ["estimate_degradation"]

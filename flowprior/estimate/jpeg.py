@@ -31,6 +31,7 @@ QUALITIES = np.arange(1, 101)
 #: zig-zag order of the first 15 frequencies (DC first): where nearly every photo has coefficients to measure
 _LOW_FREQUENCIES = ((0, 0), (0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3), (1, 2), (2, 1), (3, 0),
                     (4, 0), (3, 1), (2, 2), (1, 3), (0, 4))  # fmt: skip
+_MIN_MEASURABLE_BLOCKS = 400
 _MIN_NONZERO = 100  # coefficients needed before a frequency's lattice strength is trusted
 _FIT_TOLERANCE = 0.05  # a table fits when its lattice score is within this of the best table's
 _HIGHEST_PIXEL_QUALITY = 95  # above this the steps are 1–2 and every image "fits": not decidable from pixels
@@ -170,7 +171,8 @@ def _measurable_blocks(planes: np.ndarray, plane: np.ndarray, offset: tuple[int,
 
     Left out: constant blocks (their DC is 8× an integer pixel value on *any* grid, a lattice of step 8 that
     says nothing about the JPEG grid) and blocks with a pixel clipped to 0 or 255 in any channel (the decoder's
-    clamp moved it off the lattice; heavy noise before compression clips many).
+    clamp moved it off the lattice; heavy noise before compression clips many) — unless that would leave fewer
+    than :data:`_MIN_MEASURABLE_BLOCKS`; then the least clipped blocks are kept.
     """
     coef = block_dct(plane, offset).reshape(-1, BLOCK, BLOCK)
     if coef.shape[0] == 0:
@@ -179,9 +181,12 @@ def _measurable_blocks(planes: np.ndarray, plane: np.ndarray, offset: tuple[int,
     h = (planes.shape[0] - oy) // BLOCK * BLOCK
     w = (planes.shape[1] - ox) // BLOCK * BLOCK
     crop = planes[oy : oy + h, ox : ox + w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK, -1)
-    clipped = ((crop <= 0.5) | (crop >= 254.5)).any(axis=(1, 3, 4)).reshape(-1)
-    ac_energy = (coef**2).sum(axis=(1, 2)) - coef[:, 0, 0] ** 2
-    return coef[(ac_energy > 1.0) & ~clipped]
+    clipped = ((crop <= 0.5) | (crop >= 254.5)).sum(axis=(1, 3, 4)).reshape(-1)
+    textured = ((coef**2).sum(axis=(1, 2)) - coef[:, 0, 0] ** 2) > 1.0
+    # under heavy noise nearly every block has a clipped sample: then take the least clipped ones
+    enough = min(int(textured.sum()), _MIN_MEASURABLE_BLOCKS)
+    allowed = np.sort(clipped[textured])[enough - 1] if enough > 0 else 0
+    return coef[textured & (clipped <= allowed)]
 
 
 def _step_strengths(blocks: np.ndarray, frequencies, steps: dict) -> dict:
