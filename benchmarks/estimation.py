@@ -41,7 +41,9 @@ def photo(name: str) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float64) / 255.0).permute(2, 0, 1)[None].float()
 
 
-def degrade(clean: torch.Tensor, spec: str, params: dict, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+def degrade(
+    clean: torch.Tensor, spec: str, params: dict, seed: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(8-bit degraded image, observed mask or None)."""
     op = parse(spec, params)
     sampled = op.sample_params(tuple(clean.shape), torch.Generator().manual_seed(seed))
@@ -67,8 +69,16 @@ def noise_errors(names) -> dict:
                 y, _ = degrade(x, "noise+jpeg", {"noise.sigma": s, "jpeg.quality": q}, seed=200 + s + q + i)
                 found = detect_jpeg_grid(y)
                 est = estimate_noise(y, found.luma_table if found.detected else None, found.grid_offset)
-                rows["jpeg"].append({"photo": name, "sigma": s, "quality": q, "sigma_hat": est.sigma[0],
-                                     "abs_error": abs(est.sigma[0] - s), "jpeg_found": found.detected})
+                rows["jpeg"].append(
+                    {
+                        "photo": name,
+                        "sigma": s,
+                        "quality": q,
+                        "sigma_hat": est.sigma[0],
+                        "abs_error": abs(est.sigma[0] - s),
+                        "jpeg_found": found.detected,
+                    }
+                )
     return rows
 
 
@@ -79,17 +89,26 @@ def jpeg_pixel_errors(names) -> dict:
         for q in PIXEL_QUALITIES:
             for crop in ((0, 0), (3, 5)):
                 y, _ = degrade(x, "jpeg", {"jpeg.quality": q}, seed=0)
-                y = y[..., crop[0]:, crop[1]:]  # a cropped JPEG: the grid no longer starts at (0, 0)
+                y = y[..., crop[0] :, crop[1] :]  # a cropped JPEG: the grid no longer starts at (0, 0)
                 r = detect_jpeg_grid(y)
-                found_rows.append({"photo": name, "quality": q, "crop": list(crop), "detected": r.detected,
-                                   "quality_hat": r.quality, "abs_error": None if r.quality is None
-                                   else abs(r.quality - q), "grid_ok": r.grid_offset == (-crop[0] % 8, -crop[1] % 8)})
+                found_rows.append(
+                    {
+                        "photo": name,
+                        "quality": q,
+                        "crop": list(crop),
+                        "detected": r.detected,
+                        "quality_hat": r.quality,
+                        "abs_error": None if r.quality is None else abs(r.quality - q),
+                        "grid_ok": r.grid_offset == (-crop[0] % 8, -crop[1] % 8),
+                    }
+                )
         for s in (0, 2, 5, 15):
             for crop in ((0, 0), (1, 2), (5, 7)):
                 y = x if s == 0 else degrade(x, "noise", {"noise.sigma": s}, seed=300 + s + i)[0]
-                r = detect_jpeg_grid(y[..., crop[0]:, crop[1]:])
-                false_pos.append({"photo": name, "sigma": s, "crop": list(crop), "detected": r.detected,
-                                  "score": r.score})
+                r = detect_jpeg_grid(y[..., crop[0] :, crop[1] :])
+                false_pos.append(
+                    {"photo": name, "sigma": s, "crop": list(crop), "detected": r.detected, "score": r.score}
+                )
     return {"compressed": found_rows, "never_compressed": false_pos}
 
 
@@ -103,13 +122,23 @@ def jpeg_file_matches(names) -> dict:
                 Image.fromarray(arr).save(buf, format="JPEG", quality=q, subsampling=code)
                 info = inspect_jpeg_file(io.BytesIO(buf.getvalue()))
                 same = q if info.match.quality == q else info.match.quality
-                rows.append({"quality": q, "subsampling": sub, "quality_hat": same, "exact": info.match.exact,
-                             "subsampling_hat": info.subsampling})
+                rows.append(
+                    {
+                        "quality": q,
+                        "subsampling": sub,
+                        "quality_hat": same,
+                        "exact": info.match.exact,
+                        "subsampling_hat": info.subsampling,
+                    }
+                )
     return {"files": rows}
 
 
 def defect_scores(names, seeds=(11, 12, 13)) -> list:
-    settings = {"mask": ("mask", {}), "mask+noise5+jpeg50": ("mask+noise+jpeg", {"noise.sigma": 5, "jpeg.quality": 50})}
+    settings = {
+        "mask": ("mask", {}),
+        "mask+noise5+jpeg50": ("mask+noise+jpeg", {"noise.sigma": 5, "jpeg.quality": 50}),
+    }
     rows = []
     for name in names:
         x = photo(name)
@@ -119,12 +148,25 @@ def defect_scores(names, seeds=(11, 12, 13)) -> list:
                     y, observed = degrade(x, spec, {**params, "mask.kind": kind}, seed=seed)
                     truth = observed[0, 0].numpy() < 0.5
                     found = detect_jpeg_grid(y)
-                    sigma = float(np.mean(estimate_noise(y, found.luma_table if found.detected else None,
-                                                         found.grid_offset).sigma))
+                    sigma = float(
+                        np.mean(
+                            estimate_noise(
+                                y, found.luma_table if found.detected else None, found.grid_offset
+                            ).sigma
+                        )
+                    )
                     pred = detect_defects(y, sigma).missing
                     tp = float((pred & truth).sum())
-                    rows.append({"photo": name, "kind": kind, "setting": label, "seed": seed,
-                                 "precision": tp / max(pred.sum(), 1), "recall": tp / max(truth.sum(), 1)})
+                    rows.append(
+                        {
+                            "photo": name,
+                            "kind": kind,
+                            "setting": label,
+                            "seed": seed,
+                            "precision": tp / max(pred.sum(), 1),
+                            "recall": tp / max(truth.sum(), 1),
+                        }
+                    )
     return rows
 
 
@@ -133,32 +175,50 @@ def summarize(results: dict) -> list[str]:
     noise, jpeg, defects = results["noise"], results["jpeg_pixels"], results["defects"]
     rows = ["| quantity | measured | target |", "|---|---|---|"]
     rows.append(f"| noise, clean photos: max σ̂ | {max(r['sigma_hat'] for r in noise['clean']):.2f} | ≤ 1.5 |")
-    rows.append(f"| noise σ ∈ [2, 50]: max abs error | {max(r['abs_error'] for r in noise['noisy']):.2f} | ≤ 1.0 |")
+    rows.append(
+        f"| noise σ ∈ [2, 50]: max abs error | {max(r['abs_error'] for r in noise['noisy']):.2f} | ≤ 1.0 |"
+    )
     for q in NOISE_JPEG_QUALITIES:
         sub = [r for r in noise["jpeg"] if r["quality"] == q]
         worst = max(sub, key=lambda r: r["abs_error"])
-        rows.append(f"| noise then JPEG q{q}: max abs error (σ = {worst['sigma']}, {worst['photo']}) | "
-                    f"{worst['abs_error']:.2f} | ≤ 2.0 |")
+        rows.append(
+            f"| noise then JPEG q{q}: max abs error (σ = {worst['sigma']}, {worst['photo']}) | "
+            f"{worst['abs_error']:.2f} | ≤ 2.0 |"
+        )
     hits = [r for r in jpeg["compressed"]]
     errs = [r["abs_error"] for r in hits if r["abs_error"] is not None]
     within = sum(1 for r in hits if r["abs_error"] is not None and r["abs_error"] <= 10)
-    rows.append(f"| JPEG from pixels, q 10–90: detected | {sum(r['detected'] for r in hits)}/{len(hits)} | all |")
-    rows.append(f"| JPEG from pixels: quality within ±10 | {within}/{len(hits)} (max error {max(errs)}) | all |")
-    rows.append(f"| JPEG from pixels: grid offset right | {sum(r['grid_ok'] for r in hits)}/{len(hits)} | — |")
+    rows.append(
+        f"| JPEG from pixels, q 10–90: detected | {sum(r['detected'] for r in hits)}/{len(hits)} | all |"
+    )
+    rows.append(
+        f"| JPEG from pixels: quality within ±10 | {within}/{len(hits)} (max error {max(errs)}) | all |"
+    )
+    rows.append(
+        f"| JPEG from pixels: grid offset right | {sum(r['grid_ok'] for r in hits)}/{len(hits)} | — |"
+    )
     fp = jpeg["never_compressed"]
-    rows.append(f"| JPEG false positives, never-compressed | {sum(r['detected'] for r in fp)}/{len(fp)} "
-                f"({100 * np.mean([r['detected'] for r in fp]):.1f} %) | ≤ 5 % |")
+    rows.append(
+        f"| JPEG false positives, never-compressed | {sum(r['detected'] for r in fp)}/{len(fp)} "
+        f"({100 * np.mean([r['detected'] for r in fp]):.1f} %) | ≤ 5 % |"
+    )
     files = results["jpeg_files"]["files"]
-    rows.append(f"| JPEG files q 1–100 (4:4:4, 4:2:0): exact quality and subsampling | "
-                f"{sum(r['exact'] and r['quality_hat'] == r['quality'] and r['subsampling_hat'] == r['subsampling'] for r in files)}"
-                f"/{len(files)} | all |")
+    exact = sum(
+        r["exact"] and r["quality_hat"] == r["quality"] and r["subsampling_hat"] == r["subsampling"]
+        for r in files
+    )
+    rows.append(
+        f"| JPEG files q 1–100 (4:4:4, 4:2:0): exact quality and subsampling | {exact}/{len(files)} | all |"
+    )
     for kind in ("holes", "strokes"):
         for setting in ("mask", "mask+noise5+jpeg50"):
             sub = [r for r in defects if r["kind"] == kind and r["setting"] == setting]
-            rows.append(f"| defects, {kind}, {setting}: min precision / min recall (mean) | "
-                        f"{min(r['precision'] for r in sub):.3f} / {min(r['recall'] for r in sub):.3f} "
-                        f"({np.mean([r['precision'] for r in sub]):.3f} / {np.mean([r['recall'] for r in sub]):.3f}) "
-                        f"| ≥ 0.8 |")
+            rows.append(
+                f"| defects, {kind}, {setting}: min precision / min recall (mean) | "
+                f"{min(r['precision'] for r in sub):.3f} / {min(r['recall'] for r in sub):.3f} "
+                f"({np.mean([r['precision'] for r in sub]):.3f} / {np.mean([r['recall'] for r in sub]):.3f}) "
+                f"| ≥ 0.8 |"
+            )
     return rows
 
 
@@ -170,8 +230,13 @@ def main() -> None:
     args = parser.parse_args()
     names = args.photos.split(",")[:1] if args.quick else args.photos.split(",")
     start = time.perf_counter()
-    results = {"photos": names, "noise": noise_errors(names), "jpeg_pixels": jpeg_pixel_errors(names),
-               "jpeg_files": jpeg_file_matches(names), "defects": defect_scores(names)}
+    results = {
+        "photos": names,
+        "noise": noise_errors(names),
+        "jpeg_pixels": jpeg_pixel_errors(names),
+        "jpeg_files": jpeg_file_matches(names),
+        "defects": defect_scores(names),
+    }
     results["seconds"] = round(time.perf_counter() - start, 1)
     Path(args.output).write_text(json.dumps(results, indent=1, default=float))
     print("\n".join(summarize(results)))

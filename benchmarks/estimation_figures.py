@@ -16,6 +16,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from estimation import degrade, photo  # noqa: E402
+
 from flowprior.estimate.defects import detect_defects  # noqa: E402
 from flowprior.estimate.jpeg import detect_jpeg_grid  # noqa: E402
 from flowprior.estimate.noise import estimate_noise  # noqa: E402
@@ -24,8 +25,13 @@ CASES = {
     # holes on or touching the photo's pure-black areas are taken for the scene (missed)
     "defects-black-background": ("astronaut", "mask", {"mask.kind": "holes"}, 11, (300, 300)),
     # a 3 px scratch after sigma-5 noise and JPEG q50 is no longer black: missed
-    "defects-strokes-after-jpeg": ("coffee", "mask+noise+jpeg",
-                                   {"mask.kind": "strokes", "noise.sigma": 5, "jpeg.quality": 50}, 11, (120, 200)),
+    "defects-strokes-after-jpeg": (
+        "coffee",
+        "mask+noise+jpeg",
+        {"mask.kind": "strokes", "noise.sigma": 5, "jpeg.quality": 50},
+        11,
+        (120, 200),
+    ),
 }
 
 
@@ -41,7 +47,9 @@ def render(name: str, spec: str, params: dict, seed: int, corner: tuple[int, int
     y, observed = degrade(photo(name), spec, params, seed)
     truth = observed[0, 0].numpy() < 0.5
     jpeg = detect_jpeg_grid(y)
-    sigma = float(np.mean(estimate_noise(y, jpeg.luma_table if jpeg.detected else None, jpeg.grid_offset).sigma))
+    sigma = float(
+        np.mean(estimate_noise(y, jpeg.luma_table if jpeg.detected else None, jpeg.grid_offset).sigma)
+    )
     found = detect_defects(y, sigma).missing
     top, left = corner
     crop = (slice(top, top + 160), slice(left, left + 160))

@@ -31,13 +31,22 @@ def _precision_recall(name: str, kind: str, seed: int) -> tuple[float, float]:
     return hit / max(found.sum(), 1), hit / max(truth.sum(), 1)
 
 
-_BLACK_SCENE = pytest.mark.xfail(reason="measured P 0.77 / R 0.78: holes on or next to the photo's pure-black "
-                                  "background are indistinguishable from it (docs/benchmarks.md)")
+_BLACK_SCENE = pytest.mark.xfail(
+    reason="measured P 0.77 / R 0.78: holes on or next to the photo's pure-black "
+    "background are indistinguishable from it (docs/benchmarks.md)"
+)
 
 
-@pytest.mark.parametrize("name,kind,seed", [("coffee", "holes", 21), ("chelsea", "strokes", 22),
-                                            ("chelsea", "holes", 25), ("coffee", "strokes", 24),
-                                            pytest.param("astronaut", "holes", 23, marks=_BLACK_SCENE)])
+@pytest.mark.parametrize(
+    "name,kind,seed",
+    [
+        ("coffee", "holes", 21),
+        ("chelsea", "strokes", 22),
+        ("chelsea", "holes", 25),
+        ("coffee", "strokes", 24),
+        pytest.param("astronaut", "holes", 23, marks=_BLACK_SCENE),
+    ],
+)
 def test_precision_and_recall_at_least_0_8(name, kind, seed):
     precision, recall = _precision_recall(name, kind, seed)
     assert precision >= 0.8 and recall >= 0.8, (precision, recall)

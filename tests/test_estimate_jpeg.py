@@ -33,8 +33,9 @@ def _jpeg_bytes(arr: np.ndarray, **options) -> io.BytesIO:
     return buf
 
 
-@pytest.mark.parametrize("quality,subsampling,name", [(10, 2, "420"), (37, 0, "444"), (90, 1, "422"),
-                                                       (75, 2, "420")])
+@pytest.mark.parametrize(
+    "quality,subsampling,name", [(10, 2, "420"), (37, 0, "444"), (90, 1, "422"), (75, 2, "420")]
+)
 def test_file_tables_give_the_exact_ijg_quality(quality, subsampling, name):
     arr = np.asarray(Image.new("RGB", (64, 48), (120, 60, 30)))
     info = inspect_jpeg_file(_jpeg_bytes(arr, quality=quality, subsampling=subsampling))
@@ -58,12 +59,14 @@ def test_png_is_not_a_jpeg_file():
     assert inspect_jpeg_file(buf) is None
 
 
-@pytest.mark.parametrize("name,quality,crop", [("coffee", 10, (0, 0)), ("chelsea", 50, (3, 5)),
-                                               ("astronaut", 90, (0, 0)), ("coffee", 70, (6, 1))])
+@pytest.mark.parametrize(
+    "name,quality,crop",
+    [("coffee", 10, (0, 0)), ("chelsea", 50, (3, 5)), ("astronaut", 90, (0, 0)), ("coffee", 70, (6, 1))],
+)
 def test_quality_from_pixels_within_ten(name, quality, crop):
     x = _never_compressed(name)
     op = parse("jpeg", {"jpeg.quality": quality})
-    y = op.apply(x, op.sample_params(tuple(x.shape)))[..., crop[0]:, crop[1]:]
+    y = op.apply(x, op.sample_params(tuple(x.shape)))[..., crop[0] :, crop[1] :]
     found = detect_jpeg_grid(y)
     assert found.detected and abs(found.quality - quality) <= 10
     assert found.grid_offset == (-crop[0] % 8, -crop[1] % 8)

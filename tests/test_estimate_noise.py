@@ -1,4 +1,5 @@
-"""Noise level estimation (issue 15, item 1) on the test photos: astronaut, coffee, chelsea (tuning used others).
+"""Noise level estimation (issue 15, item 1) on the test photos: astronaut, coffee, chelsea (tuning used
+others).
 
 Targets: |σ̂ − σ| ≤ 1.0 for σ ∈ [2, 50] on clean-source photos, ≤ 2.0 after JPEG q ≥ 30 (σ is the level added
 *before* compression), σ̂ ≤ 1.5 on clean photos.
@@ -32,7 +33,9 @@ def _degrade(name: str, spec: str, params: dict, seed: int) -> torch.Tensor:
     return (op.apply(x, sampled) * 255).round().clamp(0, 255) / 255  # stored as 8-bit
 
 
-_GRAINY = pytest.mark.xfail(reason="measured 2.37: the astronaut scan's own grain reads as noise (target 1.5)")
+_GRAINY = pytest.mark.xfail(
+    reason="measured 2.37: the astronaut scan's own grain reads as noise (target 1.5)"
+)
 
 
 @pytest.mark.parametrize("name", [pytest.param("astronaut", marks=_GRAINY), "coffee", "chelsea"])
@@ -47,11 +50,20 @@ def test_gaussian_noise_within_one_level(name, sigma):
     assert max(abs(s - sigma) for s in found.sigma) <= 1.0, found.sigma
 
 
-_TEXTURE = pytest.mark.xfail(reason="measured 12.6: the fur's texture survives in the flattest blocks (target 2.0)")
+_TEXTURE = pytest.mark.xfail(
+    reason="measured 12.6: the fur's texture survives in the flattest blocks (target 2.0)"
+)
 
 
-@pytest.mark.parametrize("name,sigma,quality", [pytest.param("chelsea", 10, 50, marks=_TEXTURE), ("coffee", 10, 50),
-                                                ("coffee", 25, 90), ("astronaut", 2, 75)])
+@pytest.mark.parametrize(
+    "name,sigma,quality",
+    [
+        pytest.param("chelsea", 10, 50, marks=_TEXTURE),
+        ("coffee", 10, 50),
+        ("coffee", 25, 90),
+        ("astronaut", 2, 75),
+    ],
+)
 def test_noise_before_jpeg_within_two_levels(name, sigma, quality):
     y = _degrade(name, "noise+jpeg", {"noise.sigma": sigma, "jpeg.quality": quality}, seed=sigma + quality)
     jpeg = detect_jpeg_grid(y)

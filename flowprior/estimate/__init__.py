@@ -4,8 +4,8 @@
 * :mod:`flowprior.estimate.jpeg` — quantization tables / subsampling / IJG quality from a JPEG file; grid and
   quality from decoded pixels.
 * :mod:`flowprior.estimate.defects` — mask of constant-filled holes and thin scratches.
-* :mod:`flowprior.estimate.report` — :func:`estimate_degradation`: everything composed into an operator spec and
-  parameters, with a confidence per estimate (``flowprior inspect``).
+* :mod:`flowprior.estimate.report` — :func:`estimate_degradation`: everything composed into an operator spec
+  and parameters, with a confidence per estimate (``flowprior inspect``).
 """
 
 from flowprior.estimate.report import estimate_degradation

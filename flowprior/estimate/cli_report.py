@@ -1,4 +1,5 @@
-"""``flowprior inspect``: one image file's estimates as a JSON-ready dict, its text rendering, the mask file."""
+"""``flowprior inspect``: one image file's estimates as a JSON-ready dict, its text rendering, the mask
+file."""
 
 from __future__ import annotations
 
@@ -20,7 +21,12 @@ def inspect_file(path: str | Path, save_mask: str | None = None) -> dict:
     image = read_image(path)
     spec, params, report = estimate_degradation(image.pixels, path=path)
     mask = report.pop("observed_mask")
-    found = {"image": str(path), "size": list(image.pixels.shape[-2:]), "bit_depth": image.bit_depth, **report}
+    found = {
+        "image": str(path),
+        "size": list(image.pixels.shape[-2:]),
+        "bit_depth": image.bit_depth,
+        **report,
+    }
     if save_mask is not None:
         folder = Path(path).parent if save_mask == "" else Path(save_mask)
         folder.mkdir(parents=True, exist_ok=True)
@@ -36,8 +42,10 @@ def render_text(found: dict) -> str:
     """The human-readable block ``flowprior inspect`` prints for one image."""
     noise, jpeg, defects = found["noise"], found["jpeg"], found["defects"]
     sigma = ", ".join(f"{s:.2f}" for s in noise["sigma"])
-    lines = [f"{found['image']} ({found['size'][1]}x{found['size'][0]}, {found['bit_depth']}-bit)",
-             f"  noise sigma   {sigma} (0-255; confidence {noise['confidence']:.2f}, {noise['method']})"]
+    lines = [
+        f"{found['image']} ({found['size'][1]}x{found['size'][0]}, {found['bit_depth']}-bit)",
+        f"  noise sigma   {sigma} (0-255; confidence {noise['confidence']:.2f}, {noise['method']})",
+    ]
     if not jpeg["detected"]:
         lines.append(f"  JPEG          not detected (lattice score {jpeg.get('score', 0):.2f})")
     elif jpeg["source"] == "file":
@@ -47,10 +55,14 @@ def render_text(found: dict) -> str:
         if jpeg["chroma_table"] is not None:
             lines.append(f"  chroma table  {_table_row(jpeg['chroma_table'])}")
     else:
-        lines.append(f"  JPEG          once compressed: quality ~{jpeg['quality']} from the pixels "
-                     f"(grid offset {tuple(jpeg['grid_offset'])}, confidence {jpeg['confidence']:.2f})")
-    lines.append(f"  defects       {defects['coverage']:.2%} of the pixels in {defects['regions']} regions "
-                 f"(confidence {defects['confidence']:.2f})")
+        lines.append(
+            f"  JPEG          once compressed: quality ~{jpeg['quality']} from the pixels "
+            f"(grid offset {tuple(jpeg['grid_offset'])}, confidence {jpeg['confidence']:.2f})"
+        )
+    lines.append(
+        f"  defects       {defects['coverage']:.2%} of the pixels in {defects['regions']} regions "
+        f"(confidence {defects['confidence']:.2f})"
+    )
     for note in noise["notes"] + jpeg.get("notes", []) + defects["notes"]:
         lines.append(f"  note: {note}")
     params = " ".join(f"--set {k}={v}" for k, v in found["params"].items())

@@ -5,8 +5,8 @@ A classical detector, tuned on photos other than the test photos (benchmarks/est
 1. ``darkest = max(R, G, B)``: a hole filled with 0 is dark in *every* channel, where a dark natural object
    (a red coat in shadow) usually keeps one channel up.
 2. Hysteresis threshold: seeds where the 3×3 median of ``darkest`` is below ``t_seed``, grown by up to
-   :data:`_GROW_REACH` pixels through pixels below ``t_grow``; both thresholds rise with the noise σ̂ (the fill gets noise added and clipped at 0, and a
-   JPEG rings around it).
+   :data:`_GROW_REACH` pixels through pixels below ``t_grow``; both thresholds rise with the noise σ̂ (the
+   fill gets noise added and clipped at 0, and a JPEG rings around it).
 3. Large dark areas are the photo's own (night sky, black background): every candidate region that contains a
    dark square of side :data:`LARGEST_HOLE` + 1 is dropped, so holes larger than that, and defects touching a
    large dark area, are missed (the documented failure modes).
@@ -58,15 +58,20 @@ class DefectEstimate:
         return (~self.missing).astype(np.float32)
 
     def as_dict(self) -> dict:
-        return {"coverage": round(self.coverage, 5), "regions": self.regions,
-                "confidence": round(self.confidence, 3), "notes": self.notes}
+        return {
+            "coverage": round(self.coverage, 5),
+            "regions": self.regions,
+            "confidence": round(self.confidence, 3),
+            "notes": self.notes,
+        }
 
 
 def _candidates(darkest: np.ndarray, sigma: float) -> np.ndarray:
     """uint8 0/1: hysteresis threshold of the darkest channel (step 2)."""
     smooth = cv2.medianBlur(np.clip(darkest, 0, 255).astype(np.uint8), 3).astype(np.float64)
     seeds = (smooth <= _SEED_BASE + _SEED_PER_SIGMA * sigma).astype(np.uint8)
-    # growth only within a few pixels of a seed: enough for a fill edge smeared by JPEG or noise, not enough to
+    # growth only within a few pixels of a seed: enough for a fill edge smeared by JPEG or noise, not enough
+    # to
     # leak into a dark part of the scene next to it
     near = cv2.dilate(seeds, np.ones((2 * _GROW_REACH + 1,) * 2, np.uint8)) > 0
     grown = (near & (darkest <= _GROW_BASE + _GROW_PER_SIGMA * sigma)) | (seeds > 0)
@@ -134,7 +139,8 @@ def detect_defects(image: object, noise_sigma: float = 0.0) -> DefectEstimate:
 
     Args:
         image: see :func:`flowprior.estimate.planes.as_planes`.
-        noise_sigma: the image's noise σ̂ (0–255 scale), e.g. from :func:`flowprior.estimate.noise.estimate_noise`.
+        noise_sigma: the image's noise σ̂ (0–255 scale), e.g. from
+        :func:`flowprior.estimate.noise.estimate_noise`.
     """
     planes = as_planes(image)
     darkest = planes.max(axis=-1)

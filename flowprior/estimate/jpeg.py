@@ -1,17 +1,18 @@
-"""JPEG history: the quantization tables, subsampling and IJG quality of a JPEG file, or of pixels once JPEG'd.
+"""JPEG history: tables, subsampling and IJG quality of a JPEG file, or of pixels that were once a JPEG.
 
-From a file (:func:`inspect_jpeg_file`): the tables are read from the stream (Pillow's ``quantization``, natural
-order) and compared with the tables libjpeg builds for every quality 1–100 (:func:`ijg_tables`): an exact match is
-a libjpeg-made file at that quality; otherwise the nearest quality and its distance (the mean absolute log ratio of
-the entries, so 0.1 ≈ entries 10 % off) are reported.
+From a file (:func:`inspect_jpeg_file`): the tables are read from the stream (Pillow's ``quantization``,
+natural order) and compared with the tables libjpeg builds for every quality 1–100 (:func:`ijg_tables`): an
+exact match is a libjpeg-made file at that quality; otherwise the nearest quality and its distance (the mean
+absolute log ratio of the entries, so 0.1 ≈ entries 10 % off) are reported.
 
-From pixels (:func:`detect_jpeg_grid`): decoded JPEG pixels keep the quantizer's fingerprint — the 8×8 DCT of the
-luma on the encoder's block grid is (up to the decoder's rounding) a multiple of the table entry at each frequency.
-For a quantizer step ``Q`` the "lattice strength" ``|mean exp(2πi c/Q)|`` over a frequency's clearly nonzero
-coefficients is near 1 on the true grid with the true step and near 0 otherwise. The grid offset is the one with
-the strongest lattice; the quality is the *coarsest* IJG table whose steps fit within a tolerance of the best fit
-(finer tables whose steps divide the true ones fit too, which is why the coarsest is taken). Never-compressed
-pixels have no lattice, which is the detection test.
+From pixels (:func:`detect_jpeg_grid`): decoded JPEG pixels keep the quantizer's fingerprint — the 8×8 DCT of
+the luma on the encoder's block grid is (up to the decoder's rounding) a multiple of the table entry at each
+frequency. For a quantizer step ``Q`` the "lattice score" of a frequency is ``2·P(|r| < ¼) − 1``, with ``r``
+the offset of each clearly nonzero coefficient to its nearest multiple of ``Q`` (in steps): near 1 on the true
+grid with the true step, near 0 otherwise. The grid offset is the one with the strongest lattice; the quality
+is the *coarsest* IJG table whose steps fit within a tolerance of the best fit (finer tables whose steps
+divide the true ones fit too, which is why the coarsest is taken). Never-compressed pixels have no lattice,
+which is the detection test.
 """
 
 from __future__ import annotations
@@ -82,11 +83,17 @@ class JpegFileInfo:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"source": "file", "quality": self.match.quality, "exact_ijg": self.match.exact,
-                "distance": round(self.match.distance, 4), "subsampling": self.subsampling,
-                "progressive": self.progressive, "luma_table": self.luma_table.tolist(),
-                "chroma_table": None if self.chroma_table is None else self.chroma_table.tolist(),
-                "notes": self.notes}
+        return {
+            "source": "file",
+            "quality": self.match.quality,
+            "exact_ijg": self.match.exact,
+            "distance": round(self.match.distance, 4),
+            "subsampling": self.subsampling,
+            "progressive": self.progressive,
+            "luma_table": self.luma_table.tolist(),
+            "chroma_table": None if self.chroma_table is None else self.chroma_table.tolist(),
+            "notes": self.notes,
+        }
 
 
 def _subsampling(im: Image.Image) -> str:
@@ -115,7 +122,9 @@ def inspect_jpeg_file(path: str | Path) -> JpegFileInfo | None:
     match = ijg_quality(luma_t, chroma_t)
     notes = []
     if not match.exact:
-        notes.append(f"not libjpeg's tables: nearest IJG quality {match.quality}, distance {match.distance:.3f}")
+        notes.append(
+            f"not libjpeg's tables: nearest IJG quality {match.quality}, distance {match.distance:.3f}"
+        )
     else:
         same = _qualities_with_tables(luma_t, chroma_t)
         if len(same) > 1:
@@ -144,14 +153,21 @@ class PixelJpegEstimate:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"source": "pixels", "detected": self.detected, "score": round(self.score, 4),
-                "grid_offset": list(self.grid_offset), "quality": self.quality,
-                "luma_table": None if self.luma_table is None else self.luma_table.tolist(),
-                "confidence": round(self.confidence, 3), "notes": self.notes}
+        return {
+            "source": "pixels",
+            "detected": self.detected,
+            "score": round(self.score, 4),
+            "grid_offset": list(self.grid_offset),
+            "quality": self.quality,
+            "luma_table": None if self.luma_table is None else self.luma_table.tolist(),
+            "confidence": round(self.confidence, 3),
+            "notes": self.notes,
+        }
 
 
 def _lattice_strength(values: np.ndarray, step: float) -> float:
-    """How much the clearly nonzero values crowd onto multiples of ``step``: 1 = all on them, ≈ 0 = no lattice.
+    """How much the clearly nonzero values crowd onto multiples of ``step``: 1 = all on them, ≈ 0 = no
+    lattice.
 
     Each value ``|c| ≥ step/2`` has an offset ``r`` to its nearest multiple, in [−½, ½] steps; the score is
     ``2·P(|r| < ¼) − 1``. The window is symmetric about every multiple, so a density that merely falls with
@@ -170,9 +186,9 @@ def _measurable_blocks(planes: np.ndarray, plane: np.ndarray, offset: tuple[int,
     """(n, 8, 8) luma DCTs of the blocks that can show the quantizer's lattice.
 
     Left out: constant blocks (their DC is 8× an integer pixel value on *any* grid, a lattice of step 8 that
-    says nothing about the JPEG grid) and blocks with a pixel clipped to 0 or 255 in any channel (the decoder's
-    clamp moved it off the lattice; heavy noise before compression clips many) — unless that would leave fewer
-    than :data:`_MIN_MEASURABLE_BLOCKS`; then the least clipped blocks are kept.
+    says nothing about the JPEG grid) and blocks with a pixel clipped to 0 or 255 in any channel (the
+    decoder's clamp moved it off the lattice; heavy noise before compression clips many) — unless that would
+    leave fewer than :data:`_MIN_MEASURABLE_BLOCKS`; then the least clipped blocks are kept.
     """
     coef = block_dct(plane, offset).reshape(-1, BLOCK, BLOCK)
     if coef.shape[0] == 0:
@@ -191,11 +207,14 @@ def _measurable_blocks(planes: np.ndarray, plane: np.ndarray, offset: tuple[int,
 
 def _step_strengths(blocks: np.ndarray, frequencies, steps: dict) -> dict:
     """{(u, v, step): lattice strength} for each frequency and each of its candidate steps."""
-    return {(u, v, q): _lattice_strength(blocks[:, u, v], float(q)) for u, v in frequencies for q in steps[u, v]}
+    return {
+        (u, v, q): _lattice_strength(blocks[:, u, v], float(q)) for u, v in frequencies for q in steps[u, v]
+    }
 
 
 def _table_scores(blocks: np.ndarray, qualities: np.ndarray) -> np.ndarray:
-    """Mean lattice strength over :data:`_LOW_FREQUENCIES` of each quality's IJG luma table (0 when undecided)."""
+    """Mean lattice strength over :data:`_LOW_FREQUENCIES` of each quality's IJG luma table (0 when
+    undecided)."""
     tables = ijg_tables()[0][qualities - 1]
     steps = {(u, v): sorted(set(tables[:, u, v].tolist())) for u, v in _LOW_FREQUENCIES}
     strength = _step_strengths(blocks, _LOW_FREQUENCIES, steps)
@@ -224,7 +243,9 @@ def _grid_strength(planes: np.ndarray, plane: np.ndarray, offset: tuple[int, int
     if coef.shape[0] > _OFFSET_BLOCKS:  # an even spread of blocks, reproducible
         coef = coef[np.linspace(0, coef.shape[0] - 1, _OFFSET_BLOCKS).astype(int)]
     strength = _step_strengths(coef, _OFFSET_FREQUENCIES, _OFFSET_STEPS)
-    best = [np.nanmax([strength[u, v, q] for q in _OFFSET_STEPS[u, v]] + [0.0]) for u, v in _OFFSET_FREQUENCIES]
+    best = [
+        np.nanmax([strength[u, v, q] for q in _OFFSET_STEPS[u, v]] + [0.0]) for u, v in _OFFSET_FREQUENCIES
+    ]
     return float(np.mean(best))
 
 

@@ -2,23 +2,24 @@
 
 Method (block-DCT, robust statistics; written for this project):
 
-1. Cut each plane into 8×8 blocks and take their orthonormal DCT. White noise of std σ stays white with std σ in
-   every coefficient, and different coefficients of one block carry independent noise.
+1. Cut each plane into 8×8 blocks and take their orthonormal DCT. White noise of std σ stays white with std σ
+   in every coefficient, and different coefficients of one block carry independent noise.
 2. Pick the flattest blocks by their *low*-frequency energy (AC with u + v ≤ 2) and measure the noise on their
    *other* coefficients. Because the two sets of coefficients carry independent noise, choosing blocks whose
    low frequencies are quiet does not pick blocks whose measuring coefficients happen to be quiet (which would
    bias σ̂ low); it only picks blocks with little image signal.
-3. Blocks whose mean is within 2.5 σ̂ of black or white are left out (there the noise was clipped by the [0, 1]
-   clamp and is smaller), iterating twice.
-4. σ̂ is a quantile estimate: ``1.4826 · median |c|`` for a never-compressed image. After JPEG the coefficients
-   are multiples of the quantization step ``Q``; then the share of coefficients in the central bins
-   ``|c| ≤ (m + ½)Q`` is ``erf((m + ½)Q / (σ√2))`` for Gaussian noise, which is solved for σ (the bin count
-   ``m`` nearest the median). This measures the noise *before* compression — what ``noise+jpeg`` needs — from
+3. Blocks whose mean is within 2.5 σ̂ of black or white are left out (there the noise was clipped by the [0,
+   1] clamp and is smaller), iterating twice.
+4. σ̂ is a quantile estimate: ``1.4826 · median |c|`` for a never-compressed image. After JPEG the
+   coefficients are multiples of the quantization step ``Q``; then the share of coefficients in the central
+   bins ``|c| ≤ (m + ½)Q`` is ``erf((m + ½)Q / (σ√2))`` for Gaussian noise, which is solved for σ (the bin
+   count ``m`` nearest the median). This measures the noise *before* compression — what ``noise+jpeg`` needs
+   — from
    the luma on the JPEG grid; per-channel σ is then σ_Y / ‖(0.299, 0.587, 0.114)‖ (iid channel noise assumed:
    chroma is too coarsely quantized after JPEG to measure).
 
-Frequencies whose step is far above the noise say nothing (everything is quantized to 0); when that holds for all
-of them, σ̂ is the largest level still consistent with the data and the confidence is low.
+Frequencies whose step is far above the noise say nothing (everything is quantized to 0); when that holds for
+all of them, σ̂ is the largest level still consistent with the data and the confidence is low.
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ import numpy as np
 from scipy.special import erfinv
 from scipy.stats import norm
 
-from flowprior.estimate.planes import BLOCK, LUMA_NOISE_GAIN, LUMA_WEIGHTS, as_planes, block_dct, block_means, luma
+from flowprior.estimate.planes import (
+    BLOCK,
+    LUMA_NOISE_GAIN,
+    LUMA_WEIGHTS,
+    as_planes,
+    block_dct,
+    block_means,
+    luma,
+)
 
 _MAD_TO_SIGMA = 1.4826
 _SELECT_FRACTION = 0.30  # share of eligible blocks kept as "flat"
@@ -52,8 +61,13 @@ class NoiseEstimate:
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"sigma": [round(s, 3) for s in self.sigma], "confidence": round(self.confidence, 3),
-                "method": self.method, "blocks": self.blocks, "notes": self.notes}
+        return {
+            "sigma": [round(s, 3) for s in self.sigma],
+            "confidence": round(self.confidence, 3),
+            "method": self.method,
+            "blocks": self.blocks,
+            "notes": self.notes,
+        }
 
 
 _T = np.linspace(0.0, 8.0, 801)
@@ -64,8 +78,8 @@ _CLIPPED_STD = np.sqrt((_T**2 + 1) * norm.cdf(_T) + _T * norm.pdf(_T) - _CLIPPED
 def clip_attenuation(mean: np.ndarray, sigma: float) -> np.ndarray:
     """std of noise clipped at 0 and 255 relative to σ, for regions of the given *observed* mean.
 
-    ``max(X, 0)`` with ``X ~ N(μ, σ²)`` has mean ``μΦ(t) + σφ(t)`` (``t = μ/σ``); the observed mean is inverted
-    to ``t`` through that relation and the censored-normal std read off (the nearer bound decides).
+    ``max(X, 0)`` with ``X ~ N(μ, σ²)`` has mean ``μΦ(t) + σφ(t)`` (``t = μ/σ``); the observed mean is
+    inverted to ``t`` through that relation and the censored-normal std read off (the nearer bound decides).
     """
     if sigma <= 0:
         return np.ones_like(mean)
@@ -78,9 +92,9 @@ def _flat_blocks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(flattest eligible blocks, clip attenuation per block), see the module docstring, steps 2–3.
 
-    ``channel_means`` (rows, cols, 3): when ``coef`` is the luma of RGB, the clamp acted on each channel, so the
-    luma noise shrinks by the weighted root-mean-square of the channels' attenuations. ``usable`` (rows, cols)
-    bool: False for blocks that must not be used (they touch a detected defect).
+    ``channel_means`` (rows, cols, 3): when ``coef`` is the luma of RGB, the clamp acted on each channel, so
+    the luma noise shrinks by the weighted root-mean-square of the channels' attenuations. ``usable`` (rows,
+    cols) bool: False for blocks that must not be used (they touch a detected defect).
     """
     mean = coef[..., 0, 0] / BLOCK + 128.0
     if channel_means is None:
@@ -148,7 +162,8 @@ _MEASURE_JPEG = _UV >= 3  # the selection frequencies (u + v ≤ 2) must not be 
 
 
 def _bin_log_likelihood(bins: np.ndarray, step: float) -> np.ndarray:
-    """log-likelihood over :data:`_SIGMA_GRID` of integer quantization bins of N(0, σ²) data, with outliers."""
+    """log-likelihood over :data:`_SIGMA_GRID` of integer quantization bins of N(0, σ²) data, with
+    outliers."""
     values, counts = np.unique(np.abs(bins), return_counts=True)
     upper = norm.cdf((values[None, :] + 0.5) * step / _SIGMA_GRID[:, None])
     lower = norm.cdf((values[None, :] - 0.5) * step / _SIGMA_GRID[:, None])
@@ -191,8 +206,9 @@ def _jpeg_luma_sigma(
 ) -> tuple[float, int, float]:
     """(σ̂ of the luma noise before compression, blocks used, relative posterior width).
 
-    σ̂ is the posterior median under a flat prior of the likelihood of the flat blocks' quantization bins: sharp
-    where the noise survived the quantizer, and the middle of the still-consistent range where it did not.
+    σ̂ is the posterior median under a flat prior of the likelihood of the flat blocks' quantization bins:
+    sharp where the noise survived the quantizer, and the middle of the still-consistent range where it did
+    not.
     """
     coef = block_dct(luma(planes), offset)
     if coef.size == 0:
@@ -228,7 +244,9 @@ def estimate_noise(
     """
     planes = as_planes(image)
     if planes.shape[0] < BLOCK or planes.shape[1] < BLOCK:
-        return NoiseEstimate([0.0] * planes.shape[-1], 0.0, "none", notes=["image smaller than one 8x8 block"])
+        return NoiseEstimate(
+            [0.0] * planes.shape[-1], 0.0, "none", notes=["image smaller than one 8x8 block"]
+        )
     if jpeg_luma_table is None:
         results = [_plain_sigma(planes[..., c], exclude) for c in range(planes.shape[-1])]
         sigma = [r[0] for r in results]

@@ -1,8 +1,9 @@
 """Shared plumbing of the estimators: images as float64 planes on the 0–255 scale, luma, and 8×8 block DCTs.
 
-Every estimator takes what :func:`as_planes` accepts — a (1, C, H, W) or (C, H, W) tensor in [0, 1] (flowprior's
-convention, 16-bit files included: they are already scaled to [0, 1]) or an (H, W[, C]) numpy array (uint8,
-uint16 or float in [0, 1]) — so the 8-bit JPEG lattice and the noise scale are the same whatever the source.
+Every estimator takes what :func:`as_planes` accepts — a (1, C, H, W) or (C, H, W) tensor in [0, 1]
+(flowprior's convention, 16-bit files included: they are already scaled to [0, 1]) or an (H, W[, C]) numpy
+array (uint8, uint16 or float in [0, 1]) — so the 8-bit JPEG lattice and the noise scale are the same
+whatever the source.
 """
 
 from __future__ import annotations

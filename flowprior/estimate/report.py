@@ -30,8 +30,13 @@ def _jpeg_history(image: torch.Tensor, path: str | Path | None) -> dict:
     info = inspect_jpeg_file(path) if path is not None and Path(path).is_file() else None
     if info is not None:
         confidence = 1.0 if info.match.exact else float(np.exp(-5.0 * info.match.distance))
-        return {**info.as_dict(), "detected": True, "confidence": confidence,
-                "table": info.luma_table, "offset": (0, 0)}
+        return {
+            **info.as_dict(),
+            "detected": True,
+            "confidence": confidence,
+            "table": info.luma_table,
+            "offset": (0, 0),
+        }
     found = detect_jpeg_grid(image)
     return {**found.as_dict(), "subsampling": None, "table": found.luma_table, "offset": found.grid_offset}
 
@@ -52,14 +57,13 @@ def _compose(jpeg: dict, sigma: float, defects: DefectEstimate) -> tuple[str, di
     return "+".join(members) or "identity", params
 
 
-def estimate_degradation(
-    image: torch.Tensor, path: str | Path | None = None
-) -> tuple[str, dict, dict]:
+def estimate_degradation(image: torch.Tensor, path: str | Path | None = None) -> tuple[str, dict, dict]:
     """Estimate what happened to ``image`` and compose it into an operator.
 
     Args:
-        image: (1, C, H, W) or (C, H, W) in [0, 1] (gray, RGB; alpha is ignored), e.g. ``read_image(p).pixels``.
-        path: the file it came from; a JPEG file's own tables and subsampling are then read instead of guessed.
+        image: (1, C, H, W) or (C, H, W) in [0, 1] (gray, RGB; alpha is ignored), e.g.
+        ``read_image(p).pixels``. path: the file it came from; a JPEG file's own tables and subsampling are
+        then read instead of guessed.
 
     Returns:
         ``(spec, params, report)``: e.g. ``("mask+noise+jpeg", {"mask.kind": "file", "noise.sigma": 5.1,
@@ -74,10 +78,18 @@ def estimate_degradation(
     noise = first
     if defects.missing.any():
         grow = np.ones((2 * _DEFECT_MARGIN + 1,) * 2, np.uint8)
-        noise = estimate_noise(image, table, offset, exclude=cv2.dilate(defects.missing.astype(np.uint8), grow) > 0)
+        noise = estimate_noise(
+            image, table, offset, exclude=cv2.dilate(defects.missing.astype(np.uint8), grow) > 0
+        )
     sigma = float(np.mean(noise.sigma))
     spec, params = _compose(jpeg, sigma, defects)
     mask = torch.from_numpy(defects.observed_mask())[None, None]
-    report = {"spec": spec, "params": params, "noise": noise.as_dict(), "jpeg": jpeg,
-              "defects": defects.as_dict(), "observed_mask": mask}
+    report = {
+        "spec": spec,
+        "params": params,
+        "noise": noise.as_dict(),
+        "jpeg": jpeg,
+        "defects": defects.as_dict(),
+        "observed_mask": mask,
+    }
     return spec, params, report
