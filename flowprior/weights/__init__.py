@@ -17,7 +17,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 #: warm starts as ``warmstart-<method>`` (what ``--init <method>`` loads when no checkpoint is given).
 EMBEDDED = {
     "default": ("default-prior.pt", "a202bdb729938f05ad33fbf0861948e773c27c9ca2aaf7b4dc0a26ed8c35707e"),
-    "warmstart-irflow": ("warmstart-irflow.pt", "c405a3861b6ac492b93bfe75e925c22ab3a593eb950b73f181d61f25ccb12873"),
+    "warmstart-irflow": ("warmstart-irflow.pt", "7b71ad7275a50bac01516e0d8baf5699a31403ecd9aa79e7f592f98f29cd4f30"),
 }
 
 #: how to make each kind of embedded file yourself (quoted when one is missing)
