@@ -49,3 +49,17 @@ def test_holes_alone_keep_every_observed_pixel(make_natural_image):
     y, observed = op.apply(clean, params), op.observed_mask(params)
     out = consistent_with_input(torch.full_like(clean, 0.5), y, op, params)
     assert torch.equal(out * observed, clean * observed) and (out[(observed == 0).expand_as(out)] == 0.5).all()
+
+
+def test_nothing_declared_returns_the_input_and_light_noise_pulls_back_towards_it(make_natural_image):
+    clean = make_natural_image(32, 32)
+    identity = parse("identity", {})
+    assert torch.equal(consistent_with_input(torch.zeros_like(clean), clean, identity, {}), clean)
+    noise = parse("noise", {"noise.sigma": 2})
+    params = noise.sample_params(tuple(clean.shape), torch.Generator().manual_seed(0))
+    y = noise.apply(clean, params)
+    far = y + 0.1  # moved far more than sigma 2 explains
+    pulled = consistent_with_input(far, y, noise, params)
+    assert (pulled - y).abs().max() < 0.01
+    near = y + 0.001  # moved less than the noise: kept as it is
+    assert torch.equal(consistent_with_input(near, y, noise, params), near)

@@ -224,7 +224,7 @@ class LearnedInitializer(Initializer):
         if y.shape[1] == 1:
             x0 = x0.mean(1, keepdim=True)
         if self.model.conditioned:  # the models embedded before conditioning were measured without it
-            x0 = consistent_with_input(x0, y.to(x0.dtype), degradation, params)
+            x0 = consistent_with_input(x0, y.to(x0.dtype), degradation, params, self.unknown)
         return x0.to(y.dtype)
 
     def _run_blocked(self, lq: Tensor, cond: Tensor | None, generator: torch.Generator) -> Tensor:
