@@ -21,13 +21,11 @@ from PIL import Image as PILImage
 from flowprior import io
 from flowprior.batch import BYTES_PER_PIXEL, TileCost, parse_size, plan_batch, plan_memory, read_manifest
 from flowprior.batch.memory import FIXED_BYTES, ImageBuffers, estimate, image_buffers
-from flowprior.cli import main
-from flowprior.prior.checkpoint import save_checkpoint
 from flowprior.restoration import RestoreRecipe
 from flowprior.restore_file import pending_path, restore_file
 from flowprior.tone import chroma_residual, rgb_to_ycbcr, ycbcr_to_rgb
+from tests.cli_helpers import run, save_tiny_prior
 from tests.conftest import natural_crop
-from tests.test_solver import tiny_prior
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["-d", "noise", "--set", "noise.sigma=5", "--steps", "4"]
@@ -35,15 +33,7 @@ FAST = ["-d", "noise", "--set", "noise.sigma=5", "--steps", "4"]
 
 @pytest.fixture
 def model(tmp_path):
-    prior = tiny_prior(patch=32, levels=2)
-    save_checkpoint(tmp_path / "tiny.pt", prior.config_dict(), prior.state_dict())
-    return tmp_path / "tiny.pt"
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return save_tiny_prior(tmp_path)
 
 
 def sha(path: Path) -> str:

@@ -14,27 +14,17 @@ from flowprior import io
 from flowprior.batch import WorkItem, plan_batch
 from flowprior.batch.memory import memory_planner
 from flowprior.batch.ray_backend import _planned, _ray_restore
-from flowprior.cli import main
-from flowprior.prior.checkpoint import save_checkpoint
 from flowprior.recipe import from_dict
 from flowprior.restoration import RestoreRecipe, load_model
+from tests.cli_helpers import run, save_tiny_prior
 from tests.conftest import natural_crop
-from tests.test_solver import tiny_prior
 
 FAST = ["-d", "noise", "--set", "noise.sigma=5", "--steps", "4", "--quiet"]
 
 
 @pytest.fixture
 def model(tmp_path):
-    prior = tiny_prior(patch=32, levels=2)
-    save_checkpoint(tmp_path / "tiny.pt", prior.config_dict(), prior.state_dict())
-    return tmp_path / "tiny.pt"
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return save_tiny_prior(tmp_path)
 
 
 def folder_with_bad_entries(root: Path) -> Path:

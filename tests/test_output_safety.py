@@ -12,30 +12,20 @@ import pytest
 import torch
 
 from flowprior import io
-from flowprior.cli import main
-from flowprior.prior.checkpoint import save_checkpoint
+from tests.cli_helpers import run, save_tiny_prior
 from tests.conftest import natural_crop
-from tests.test_solver import tiny_prior
 
 FAST = ["-d", "noise", "--set", "noise.sigma=5", "--steps", "4", "--quiet"]
 
 
 @pytest.fixture
 def model(tmp_path):
-    prior = tiny_prior(patch=32, levels=2)
-    save_checkpoint(tmp_path / "tiny.pt", prior.config_dict(), prior.state_dict())
-    return tmp_path / "tiny.pt"
+    return save_tiny_prior(tmp_path)
 
 
 @pytest.fixture
 def master(tmp_path) -> Path:
     return io.write_image(tmp_path / "master.png", natural_crop(40, 48))
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def digest(path: Path) -> str:

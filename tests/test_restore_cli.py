@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from flowprior import io
-from flowprior.cli import main
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import save_checkpoint
 from flowprior.recipe import find_recipe
@@ -19,14 +18,13 @@ from flowprior.restoration import (
     split_settings,
     with_total_steps,
 )
+from tests.cli_helpers import run, save_tiny_prior
 from tests.test_solver import tiny_prior
 
 
 @pytest.fixture
 def model(tmp_path):
-    prior = tiny_prior(patch=32, levels=2)
-    save_checkpoint(tmp_path / "tiny.pt", prior.config_dict(), prior.state_dict())
-    return tmp_path / "tiny.pt"
+    return save_tiny_prior(tmp_path)
 
 
 @pytest.fixture
@@ -37,12 +35,6 @@ def degraded(tmp_path, make_natural_image):
     mask[..., 10:20, 30:40] = 0
     io.write_image(tmp_path / "mask.png", mask)
     return path, tmp_path / "mask.png"
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_restore_writes_image_and_sidecar(tmp_path, model, degraded, capsys):
