@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     overrides = dict(item.split("=", 1) for item in args.set)
-    log = open(args.out, "a") if args.out else None
+    log = open(args.out, "a") if args.out else None  # noqa: SIM115 (appended row by row, closed at exit)
     for name, clean in photos(args.images, args.train_root, args.test_root, args.count).items():
         for setting in args.settings.split(","):
             spec, params = LIGHT[setting]

@@ -15,11 +15,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from estimation import degrade, photo  # noqa: E402
+from estimation import degrade, photo
 
-from flowprior.estimate.defects import detect_defects  # noqa: E402
-from flowprior.estimate.jpeg import detect_jpeg_grid  # noqa: E402
-from flowprior.estimate.noise import estimate_noise  # noqa: E402
+from flowprior.estimate.defects import detect_defects
+from flowprior.estimate.jpeg import detect_jpeg_grid
+from flowprior.estimate.noise import estimate_noise
 
 CASES = {
     # holes on or touching the photo's pure-black areas are taken for the scene (missed)

@@ -20,13 +20,13 @@ from flowprior.train_warmstart import synthesize_pairs
 from flowprior.warmstart.irflow import IRFlow, IRFlowConfig
 
 CANDIDATES = {
-    "timeunet-w32 (today)": dict(width=32, depth=3, unshuffle=1, cond_channels=0),
-    "timeunet-w48-unshuffle2": dict(width=48, depth=3, unshuffle=2, cond_channels=CHANNELS),
-    "lean-w32-d2-b1": dict(arch="lean", width=32, depth=2, blocks=1, unshuffle=2, cond_channels=CHANNELS),
-    "lean-w48-d2-b1": dict(arch="lean", width=48, depth=2, blocks=1, unshuffle=2, cond_channels=CHANNELS),
-    "lean-w32-d3-b1": dict(arch="lean", width=32, depth=3, blocks=1, unshuffle=2, cond_channels=CHANNELS),
-    "lean-w64-d2-b1": dict(arch="lean", width=64, depth=2, blocks=1, unshuffle=2, cond_channels=CHANNELS),
-    "lean-w32-d2-b2": dict(arch="lean", width=32, depth=2, blocks=2, unshuffle=2, cond_channels=CHANNELS),
+    "timeunet-w32 (today)": {"width": 32, "depth": 3, "unshuffle": 1, "cond_channels": 0},
+    "timeunet-w48-unshuffle2": {"width": 48, "depth": 3, "unshuffle": 2, "cond_channels": CHANNELS},
+    "lean-w32-d2-b1": {"arch": "lean", "width": 32, "depth": 2, "blocks": 1, "unshuffle": 2, "cond_channels": CHANNELS},
+    "lean-w48-d2-b1": {"arch": "lean", "width": 48, "depth": 2, "blocks": 1, "unshuffle": 2, "cond_channels": CHANNELS},
+    "lean-w32-d3-b1": {"arch": "lean", "width": 32, "depth": 3, "blocks": 1, "unshuffle": 2, "cond_channels": CHANNELS},
+    "lean-w64-d2-b1": {"arch": "lean", "width": 64, "depth": 2, "blocks": 1, "unshuffle": 2, "cond_channels": CHANNELS},
+    "lean-w32-d2-b2": {"arch": "lean", "width": 32, "depth": 2, "blocks": 2, "unshuffle": 2, "cond_channels": CHANNELS},
 }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from flowprior.distributed import Distributed
 from flowprior.hashing import file_sha256
 from flowprior.prior.checkpoint import read_checkpoint, save_checkpoint
 from flowprior.prior.glow import Glow, GlowConfig
@@ -26,7 +27,6 @@ from flowprior.prior.losses import (
     nll_bits_per_dim,
 )
 from flowprior.recipe import to_dict
-from flowprior.distributed import Distributed
 from flowprior.training import Cadence, run_training
 
 

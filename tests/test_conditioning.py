@@ -8,7 +8,12 @@ import torch
 from degradations import parse
 from degradations.functional.jpeg import quantization_tables
 from flowprior.conditioning import CHANNELS, NAMES, condition_maps, describe, drop_unknown, jpeg_steps
-from flowprior.train_warmstart import MixtureEntry, WarmstartDataSection, build_degradations, synthesize_mixture
+from flowprior.train_warmstart import (
+    MixtureEntry,
+    WarmstartDataSection,
+    build_degradations,
+    synthesize_mixture,
+)
 from flowprior.warmstart import build_warmstart
 from flowprior.warmstart.leannet import LeanUNet
 from flowprior.warmstart.unet import UNetConfig
@@ -33,7 +38,7 @@ def test_noise_sigma_is_declared_per_pixel_on_the_fifty_scale():
 
 def test_jpeg_quality_becomes_its_tables_mean_log_step():
     _, _, maps = maps_for("jpeg", {"jpeg.quality": 10})
-    luma, chroma = quantization_tables(torch.tensor([10]))
+    luma, _ = quantization_tables(torch.tensor([10]))
     expected = math.log(luma.double().mean()) / math.log(255)
     assert maps[0, 2, 0, 0].item() == pytest.approx(expected, rel=1e-6)
     assert maps[0, 3, 0, 0] > maps[0, 2, 0, 0]  # chroma is quantized harder

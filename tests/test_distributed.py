@@ -46,7 +46,7 @@ def _train(tmp_path, name, processes):
     else:
         command = [shutil.which("torchrun") or "torchrun", "--standalone", f"--nproc_per_node={processes}", *train]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
     return lines

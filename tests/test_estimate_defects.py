@@ -13,7 +13,7 @@ from degradations import parse
 from flowprior.estimate.defects import detect_defects
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _photo(name: str) -> torch.Tensor:
     from skimage import data
 

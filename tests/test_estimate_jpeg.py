@@ -16,7 +16,7 @@ from degradations.functional.jpeg import quantization_tables
 from flowprior.estimate.jpeg import detect_jpeg_grid, ijg_quality, inspect_jpeg_file
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _never_compressed(name: str) -> torch.Tensor:
     """The photo halved by area averaging, which erases the JPEG history the sample file itself may have."""
     from skimage import data

@@ -18,7 +18,7 @@ from flowprior.estimate.jpeg import detect_jpeg_grid
 from flowprior.estimate.noise import estimate_noise
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _photo(name: str) -> torch.Tensor:
     from skimage import data
 

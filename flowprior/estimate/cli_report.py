@@ -19,7 +19,7 @@ def inspect_file(path: str | Path, save_mask: str | None = None) -> dict:
         ImageReadError: when the file is not a readable image.
     """
     image = read_image(path)
-    spec, params, report = estimate_degradation(image.pixels, path=path)
+    _spec, params, report = estimate_degradation(image.pixels, path=path)
     mask = report.pop("observed_mask")
     found = {
         "image": str(path),

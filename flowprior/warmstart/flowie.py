@@ -29,8 +29,8 @@ from flowprior.warmstart.learned import (
     register_method,
     uniform_times_like,
 )
-from flowprior.warmstart.samplers import mean_value_sampling
 from flowprior.warmstart.network import VelocityNetConfig
+from flowprior.warmstart.samplers import mean_value_sampling
 
 
 @dataclass

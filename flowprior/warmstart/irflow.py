@@ -26,8 +26,8 @@ from flowprior.warmstart.learned import (
     register_method,
     uniform_times_like,
 )
-from flowprior.warmstart.samplers import Velocity, irflow_sample, irflow_step, uniform_times
 from flowprior.warmstart.network import VelocityNetConfig
+from flowprior.warmstart.samplers import Velocity, irflow_sample, irflow_step, uniform_times
 
 
 @dataclass

@@ -22,8 +22,8 @@ from degradations import Degradation
 from flowprior.conditioning import condition_maps, describe
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
-from flowprior.warmstart.consistency import consistent_with_input
 from flowprior.warmstart.base import Initializer, initializer_factory
+from flowprior.warmstart.consistency import consistent_with_input
 from flowprior.warmstart.identity import fill_missing_pixels
 
 _METHODS: dict[str, type[WarmStartModel]] = {}

@@ -36,8 +36,8 @@ from flowprior.warmstart.learned import (
     register_method,
     uniform_times_like,
 )
-from flowprior.warmstart.samplers import euler_sample, uniform_times
 from flowprior.warmstart.network import VelocityNetConfig
+from flowprior.warmstart.samplers import euler_sample, uniform_times
 
 
 def sigma_y(t: Tensor | float, beta: float = 10.0) -> Tensor:
