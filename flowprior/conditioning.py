@@ -50,18 +50,21 @@ def jpeg_steps(luma: Tensor, chroma: Tensor) -> tuple[Tensor, Tensor]:
     return (luma.double().mean((1, 2)).log() / scale, chroma.double().mean((1, 2)).log() / scale)
 
 
+def jpeg_tables(prefix: str, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """(B, 8, 8) luma and chroma tables of the JPEG member at ``prefix``: the file's own (``luma_table``,
+    ``chroma_table`` params, read from the bitstream), or those of its ``quality``."""
+    if f"{prefix}luma_table" in params:
+        return params[f"{prefix}luma_table"].reshape(-1, 8, 8), params[f"{prefix}chroma_table"].reshape(-1, 8, 8)
+    return quantization_tables(params[f"{prefix}quality"].reshape(-1))
+
+
 def _jpeg_values(degradation: Degradation, params: dict[str, Tensor], batch: int) -> Tensor:
     """(B, 3) luma step, chroma step, subsampled of the last JPEG member (the one whose artifacts are seen)."""
     values = torch.zeros(batch, 3, dtype=torch.float64)
     for prefix, member in members(degradation):
         if member.name != "jpeg":
             continue
-        luma_key, chroma_key = f"{prefix}luma_table", f"{prefix}chroma_table"
-        if luma_key in params:  # the file's own tables, read from the bitstream
-            luma, chroma = params[luma_key], params[chroma_key]
-        else:
-            luma, chroma = quantization_tables(params[f"{prefix}quality"].reshape(-1))
-        luma_step, chroma_step = jpeg_steps(luma.reshape(-1, 8, 8), chroma.reshape(-1, 8, 8))
+        luma_step, chroma_step = jpeg_steps(*jpeg_tables(prefix, params))
         values[:, 0], values[:, 1] = luma_step.expand(batch), chroma_step.expand(batch)
         values[:, 2] = 1.0 if member.subsampling == "420" else 0.0
     return values

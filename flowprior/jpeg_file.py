@@ -13,19 +13,18 @@ import dataclasses
 from pathlib import Path
 
 from degradations import parse
+from flowprior.conditioning import members
 from flowprior.estimate.jpeg import inspect_jpeg_file
 
 
 def last_jpeg_key(spec: str) -> str | None:
     """The params prefix of the last JPEG member of ``spec`` (the compression whose file this is), or None."""
     try:
-        op = parse(spec)
+        found = list(members(parse(spec)))
     except ValueError:
         return None
-    members = getattr(op, "members", [op])
-    keys = getattr(op, "keys", [op.name])
-    jpeg_keys = [key for key, member in zip(keys, members) if member.name == "jpeg"]
-    return jpeg_keys[-1] if jpeg_keys and members[-1].name == "jpeg" else None
+    prefix, last = found[-1]
+    return (prefix.rstrip(".") or last.name) if last.name == "jpeg" else None
 
 
 def with_file_jpeg(recipe, source: str | Path):

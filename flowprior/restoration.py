@@ -27,7 +27,7 @@ from flowprior.errors import UsageError
 from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
 from flowprior.solver import Energy, LatentMAPSolver, Stage, coarse_to_fine
 from flowprior.solver.weighting import noise_matched_weight
-from flowprior.warm_bands import BandedWarmStart, can_band
+from flowprior.warm_bands import DETERMINISTIC, BandedWarmStart, can_band
 from flowprior.warmstart import get_initializer
 
 RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "init_unknown", "model",
@@ -263,8 +263,6 @@ def streams(recipe: RestoreRecipe, mask: bool) -> bool:
     deterministic learned one (block by block, :mod:`flowprior.warm_bands`), without a mask (filling holes looks at
     the whole image) and with no operator parameter the size of the image.
     """
-    from flowprior.warm_bands import DETERMINISTIC
-
     if recipe.init not in ("identity", *DETERMINISTIC) or mask:
         return False
     try:

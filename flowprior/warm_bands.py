@@ -19,6 +19,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from flowprior.warmstart import LearnedInitializer
+
 #: learned warm starts whose network draws no random numbers (IR-Flow: a fixed two-pass sampler)
 DETERMINISTIC = frozenset({"irflow"})
 
@@ -26,8 +28,6 @@ DETERMINISTIC = frozenset({"irflow"})
 def can_band(init: str, height: int, width: int) -> bool:
     """Whether :class:`BandedWarmStart` reproduces ``init`` on a ``height`` x ``width`` image (the image must also have
     no holes to fill: the caller checks that). Small images run in one pass on the whole image, not in blocks."""
-    from flowprior.warmstart import LearnedInitializer
-
     return init in DETERMINISTIC and height * width > LearnedInitializer.max_block_pixels
 
 

@@ -2,20 +2,18 @@
 
 * Nothing (identity): the input is the answer.
 * Holes alone: the observed pixels are exact, so the warm start keeps them and only fills the holes.
-* Gaussian noise, σ known (alone, or with holes: then on the observed pixels): the clean pixel lies within ±3σ of the observed one (99.7 % of pixels), so the
-  warm start is clipped pixel by pixel into that box around the input. It changes nothing at strong noise, and it
+* Gaussian noise, σ known (alone, or with holes: then on the observed pixels): the clean pixel lies within ±3σ of
+  the observed one (99.7 % of pixels), so the warm start is clipped pixel by pixel into that box around the input. It changes nothing at strong noise, and it
   limits what the network can invent where the noise is light (σ 1 on a 128² astronaut crop: −4.57 dB without it,
   −3.18 with it; on 6 validation crops −1.28 → −1.19 dB at σ 1, −0.03 dB at σ 25).
 * JPEG alone: every clean candidate must re-encode into the bins of the decoded input, so the warm start's DCT
   coefficients are clipped into them (:func:`degradations.functional.jpeg_bins.project_to_bins`).
 
+With noise or holes before a JPEG, the bins hold the noisy or holed image, not the clean one, so nothing is
+imposed there. A quantity the warm start was told is unknown (``unknown``) is not used here either.
+
 Every rule is local (a pixel, an 8x8 block), so a warm start computed in windows (``flowprior.warm_bands``, whose
 windows start on the 16-pixel grid) gets the values of the whole-image call.
-
-A quantity the warm start was told is unknown (``unknown``) is not used here either.
-
-With noise (or noise or holes before a JPEG) the input holds no exact value of the clean image, so nothing is
-imposed.
 """
 
 from __future__ import annotations
@@ -24,17 +22,8 @@ import torch
 from torch import Tensor
 
 from degradations import Degradation
-from degradations.functional.jpeg import quantization_tables
 from degradations.functional.jpeg_bins import project_to_bins
-from flowprior.conditioning import members
-
-
-def jpeg_tables(prefix: str, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """(B, 8, 8) luma and chroma tables of the JPEG member at ``prefix``: the file's own, or its quality's."""
-    if f"{prefix}luma_table" in params:
-        return params[f"{prefix}luma_table"].reshape(-1, 8, 8), params[f"{prefix}chroma_table"].reshape(-1, 8, 8)
-    return quantization_tables(params[f"{prefix}quality"].reshape(-1))
-
+from flowprior.conditioning import jpeg_tables, members
 
 #: the box half-width in noise standard deviations: Gaussian noise stays inside ±3σ for 99.7 % of the pixels
 NOISE_BOX = 3.0
@@ -53,9 +42,9 @@ def consistent_with_input(x0: Tensor, y: Tensor, degradation: Degradation, param
                           unknown: tuple[str, ...] = ()) -> Tensor:
     """``x0`` made consistent with ``y`` by the rules of the module docstring (a new tensor, or ``x0`` itself when no
     rule applies)."""
-    found = [(prefix, member) for prefix, member in members(degradation) if member.name != "identity"]
     if x0.shape != y.shape:
         return x0
+    found = [(prefix, member) for prefix, member in members(degradation) if member.name != "identity"]
     if not found:
         return y.clone()
     damage = [(prefix, member) for prefix, member in found if member.name != "mask"]
