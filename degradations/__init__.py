@@ -8,11 +8,10 @@ solver uses; see :mod:`degradations.base`. Build them by name::
     y, params = op(x, generator=torch.Generator().manual_seed(0))
 """
 
-from degradations.base import Degradation, Params
+from degradations.base import Chain, Degradation, Params
 
 # Importing the operator modules registers them.
 from degradations.blur import Blur
-from degradations.chain import Chain
 from degradations.downsample import Downsample
 from degradations.haze import Haze
 from degradations.identity import Identity

@@ -11,16 +11,21 @@ Randomness is data: ``sample_params`` is the only place that draws random number
 ``torch.Generator``; anything ``apply`` needs at random (the noise draw) is stored in the params as a seed, so
 the same params replay the same output bit for bit.
 
+``a + b`` composes operators into a :class:`Chain`, defined here beside the contract because ``+`` belongs to
+every operator (a separate module would import this one and be imported back).
+
 Images are float tensors of shape (B, C, H, W) with values in [0, 1]. Params are a flat ``dict[str, Tensor]``
 whose tensors have the batch as their first dimension.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 Params = dict[str, Tensor]
@@ -71,8 +76,6 @@ class Degradation(ABC):
         """A string that :func:`degradations.registry.parse` turns back into an equal operator."""
 
     def __add__(self, other: Degradation) -> Degradation:
-        from degradations.chain import Chain
-
         return Chain([self, other])
 
     def __call__(self, x: Tensor, params: Params | None = None, generator: torch.Generator | None = None):
@@ -83,3 +86,136 @@ class Degradation(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec()!r})"
+
+
+# -------------------------------------------------------------------------------------------- composition
+
+
+class Chain(Degradation):
+    """Composition ``members[-1] ∘ … ∘ members[0]``: an ordered, flattened list (``a + b + c`` is one Chain of
+    three) that applies left to right, in the order of the spec string.
+
+    Params are one flat dict whose keys are namespaced by member: ``"jpeg.quality"``, ``"noise.sigma"``,
+    ``"mask.mask"``; an operator name that occurs again gets a counter, ``"noise#2.sigma"`` (:func:`member_keys`),
+    so keys never collide and nothing is summed or shared between members.
+
+    Combined quantities (documented approximations where members interact):
+
+    * ``noise_std``: ``sqrt(Σ σᵢ²)`` over members with noise, as if all noises were added at the output.
+    * ``observed_mask``: product of members' masks. A mask from before a size-changing member (``downsample``) is
+      carried to the output grid by box-averaging and keeping only cells that were fully observed.
+    * ``block_size``: least common multiple of the members'; ``output_size``: composed.
+
+    Args:
+        members: operators in application order; nested Chains are flattened.
+
+    Example:
+        >>> from degradations import parse
+        >>> op = parse("noise+noise")
+        >>> op.keys
+        ['noise', 'noise#2']
+    """
+
+    name = "chain"
+
+    def __init__(self, members: list[Degradation]) -> None:
+        flat: list[Degradation] = []
+        for m in members:
+            if not isinstance(m, Degradation):
+                raise TypeError(f"Chain members must be Degradation instances, got {type(m).__name__}")
+            flat.extend(m.members if isinstance(m, Chain) else [m])
+        if not flat:
+            raise ValueError("a Chain needs at least one member")
+        self.members = flat
+        self.keys = member_keys([m.name for m in flat])
+        # Instance attribute shadows the ClassVar: a chain is linear exactly when all its members are.
+        self.linear = all(m.linear for m in flat)
+
+    def _split(self, params: Params) -> list[Params]:
+        out: list[Params] = [{} for _ in self.members]
+        index = {k: i for i, k in enumerate(self.keys)}
+        for dotted, value in params.items():
+            prefix, _, arg = dotted.partition(".")
+            if prefix not in index:
+                raise KeyError(f"param {dotted!r} belongs to no member of {self.spec()!r}")
+            out[index[prefix]][arg] = value
+        return out
+
+    def _shapes(self, shape: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+        b, c, h, w = shape
+        shapes = []
+        for m in self.members:
+            shapes.append((b, c, h, w))
+            h, w = m.output_size(h, w)
+        return shapes
+
+    def sample_params(
+        self, shape: tuple[int, int, int, int], generator: torch.Generator | None = None
+    ) -> Params:
+        """Each member samples for the size of *its* input, in order, from the same generator."""
+        params: Params = {}
+        for key, member, s in zip(self.keys, self.members, self._shapes(tuple(shape))):
+            for arg, value in member.sample_params(s, generator).items():
+                params[f"{key}.{arg}"] = value
+        return params
+
+    def apply(self, x: Tensor, params: Params) -> Tensor:
+        for member, p in zip(self.members, self._split(params)):
+            x = member.apply(x, p)
+        return x
+
+    def forward_model(self, x: Tensor, params: Params) -> Tensor:
+        for member, p in zip(self.members, self._split(params)):
+            x = member.forward_model(x, p)
+        return x
+
+    def noise_std(self, params: Params) -> Tensor | None:
+        stds = [s for m, p in zip(self.members, self._split(params)) if (s := m.noise_std(p)) is not None]
+        if not stds:
+            return None
+        return torch.sqrt(sum(s.to(torch.float64) ** 2 for s in stds))
+
+    def observed_mask(self, params: Params) -> Tensor | None:
+        out = None
+        for i, (member, p) in enumerate(zip(self.members, self._split(params))):
+            mask = member.observed_mask(p)
+            if mask is None:
+                continue
+            # Carry the mask through the members after it (a later downsample shrinks the grid).
+            h, w = mask.shape[-2:]
+            for later in self.members[i + 1 :]:
+                h, w = later.output_size(h, w)
+            mask = _to_output_grid(mask, (h, w))
+            out = mask if out is None else out * mask.to(out)
+        return out
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        for m in self.members:
+            height, width = m.output_size(height, width)
+        return height, width
+
+    def block_size(self) -> int:
+        return math.lcm(*(m.block_size() for m in self.members))
+
+    def spec(self) -> str:
+        return "+".join(m.spec() for m in self.members)
+
+
+def member_keys(names: list[str]) -> list[str]:
+    """Param namespaces for operators in order: ``["noise", "jpeg", "noise"]`` → ``noise, jpeg, noise#2``."""
+    seen: dict[str, int] = {}
+    keys = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        keys.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return keys
+
+
+def _to_output_grid(mask: Tensor, size: tuple[int, int]) -> Tensor:
+    """Box-average a (B, 1, H, W) mask onto ``size``; a cell counts as observed only if fully observed."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    h, w = mask.shape[-2:]
+    fh, fw = h // size[0], w // size[1]
+    cropped = mask[..., : size[0] * fh, : size[1] * fw].to(torch.float64)
+    return (F.avg_pool2d(cropped, (fh, fw)) > 1.0 - 1e-9).to(mask.dtype)

@@ -8,7 +8,7 @@ Spec grammar::
 
 Terms apply left to right. Arguments may also come from a ``params`` dict with dotted keys, ``"jpeg.quality"``;
 when an operator appears more than once its later occurrences are ``"noise#2"``, ``"noise#3"``… (the same keys
-:class:`~degradations.chain.Chain` uses for its params). A dict value overrides an inline one. Dict values may be
+:class:`~degradations.base.Chain` uses for its params). A dict value overrides an inline one. Dict values may be
 numbers, ``"lo:hi"`` strings or ``(lo, hi)`` tuples/lists. Every error is a ``ValueError`` naming the operator or
 the dotted key at fault.
 """
@@ -18,11 +18,71 @@ from __future__ import annotations
 import ast
 import inspect
 from collections.abc import Mapping
+from typing import Generic, TypeVar
 
 from degradations.args import ArgError, parse_number
-from degradations.base import Degradation
+from degradations.base import Chain, Degradation, member_keys
 
-_REGISTRY: dict[str, type[Degradation]] = {}
+T = TypeVar("T")
+
+class Registry(Generic[T]):
+    """Names → entries (classes or factories) of one kind, filled by decorators when their modules are imported.
+
+    One pattern for everything looked up by name: operators here, and any other kind of plug-in (warm starts,
+    initializers) that wants the same rules: a name is an identifier, taken once; lookups of an unknown name list
+    the valid ones.
+
+    Args:
+        kind: what the entries are, for messages (``"degradation"``).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def add(self, name: str, entry: T) -> T:
+        """Register ``entry`` under ``name`` and return it (so it works as the body of a decorator).
+
+        Raises:
+            ValueError: when the name is empty, not an identifier, or already taken.
+        """
+        if not name or not name.isidentifier():
+            raise ValueError(f"{_label(entry)}: a {self.kind} name must be a non-empty identifier, got {name!r}")
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered by {_label(self._entries[name])}")
+        self._entries[name] = entry
+        return entry
+
+    def names(self) -> list[str]:
+        """Sorted registered names."""
+        return sorted(self._entries)
+
+    def find(self, name: str) -> T | None:
+        """The entry under ``name``, or None."""
+        return self._entries.get(name)
+
+    def get(self, name: str) -> T:
+        """The entry under ``name``.
+
+        Raises:
+            ValueError: listing the valid names when ``name`` is unknown.
+        """
+        if name not in self._entries:
+            raise ValueError(f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}")
+        return self._entries[name]
+
+    def copy(self) -> Registry[T]:
+        """An independent registry with the same entries (tests register throw-away entries in one)."""
+        other = Registry(self.kind)
+        other._entries = dict(self._entries)
+        return other
+
+
+def _label(entry: object) -> str:
+    return getattr(entry, "__name__", repr(entry))
+
+
+OPERATORS: Registry[type[Degradation]] = Registry("degradation")
 
 
 def register(cls: type[Degradation]) -> type[Degradation]:
@@ -31,18 +91,12 @@ def register(cls: type[Degradation]) -> type[Degradation]:
     Raises:
         ValueError: when the name is empty, not an identifier, or already taken.
     """
-    name = getattr(cls, "name", "")
-    if not name or not name.isidentifier():
-        raise ValueError(f"{cls.__name__}.name must be a non-empty identifier, got {name!r}")
-    if name in _REGISTRY:
-        raise ValueError(f"degradation {name!r} is already registered by {_REGISTRY[name].__name__}")
-    _REGISTRY[name] = cls
-    return cls
+    return OPERATORS.add(getattr(cls, "name", ""), cls)
 
 
 def available() -> list[str]:
     """Sorted names of all registered operators."""
-    return sorted(_REGISTRY)
+    return OPERATORS.names()
 
 
 def get(name: str) -> type[Degradation]:
@@ -51,10 +105,7 @@ def get(name: str) -> type[Degradation]:
     Raises:
         ValueError: listing the valid names when ``name`` is unknown.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown degradation {name!r}; valid names: {', '.join(available())}") from None
+    return OPERATORS.get(name)
 
 
 def _split_top(text: str, sep: str) -> list[str]:
@@ -136,16 +187,6 @@ def _parse_term(term: str) -> tuple[str, dict[str, object]]:
     return name, kwargs
 
 
-def member_keys(names: list[str]) -> list[str]:
-    """Param namespaces for operators in order: ``["noise", "jpeg", "noise"]`` → ``noise, jpeg, noise#2``."""
-    seen: dict[str, int] = {}
-    keys = []
-    for n in names:
-        seen[n] = seen.get(n, 0) + 1
-        keys.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
-    return keys
-
-
 def _arg_names(cls: type[Degradation]) -> list[str]:
     sig = inspect.signature(cls.__init__)
     return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind is p.KEYWORD_ONLY]
@@ -165,7 +206,7 @@ def _build(cls: type[Degradation], key: str, kwargs: dict[str, object]) -> Degra
 
 
 def parse(spec: str, params: Mapping[str, object] | None = None) -> Degradation:
-    """Build an operator (one, or a :class:`~degradations.chain.Chain` of several) from a spec string.
+    """Build an operator (one, or a :class:`~degradations.base.Chain` of several) from a spec string.
 
     Args:
         spec: e.g. ``"jpeg+noise+mask"`` or ``"jpeg(quality=10:70)+noise(kind=gaussian,sigma=5)"``.
@@ -181,8 +222,6 @@ def parse(spec: str, params: Mapping[str, object] | None = None) -> Degradation:
         >>> parse("jpeg(quality=30)+noise", {"noise.sigma": "5:15"}).spec()
         'jpeg(quality=30,subsampling=420,hardness=8)+noise(kind=gaussian,sigma=5:15)'
     """
-    from degradations.chain import Chain
-
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"degradation spec must be a non-empty string, got {spec!r}")
     terms = [_parse_term(t) for t in _split_top(spec, "+")]

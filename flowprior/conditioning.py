@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from degradations import Degradation
-from degradations.chain import Chain
+from degradations.base import Chain
 from degradations.functional.jpeg import quantization_tables
 
 CHANNELS = 7

@@ -37,4 +37,4 @@ def test_degradations_never_imports_flowprior():
 def test_the_scan_sees_imports():
     # Guard against a scanner that silently finds nothing.
     assert "torch" in _imports(PACKAGE / "base.py")
-    assert "degradations.base" in _imports(PACKAGE / "chain.py")
+    assert "degradations.base" in _imports(PACKAGE / "registry.py")

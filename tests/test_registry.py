@@ -33,7 +33,7 @@ def test_available_and_get():
 
 
 def test_register_rejects_duplicates_and_bad_names(monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "OPERATORS", registry.OPERATORS.copy())
 
     class Again(Identity):
         name = "jpeg"
