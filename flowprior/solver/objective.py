@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from flowprior.prior.base import Prior
@@ -58,17 +57,3 @@ class Energy:
             x = prior.decode(z)
             negative_log_prior = -prior.latent_log_prob(z)
         return self.weight * self.data_term(x) + prior_weight * negative_log_prior, x
-
-
-def identity_forward(x: Tensor) -> Tensor:
-    return x
-
-
-def tile_forward(forward_model: Callable[[Tensor, dict], Tensor], params: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
-    """Bind a degradation's ``forward_model`` to per-tile params."""
-    return lambda x: forward_model(x, params)
-
-
-def assert_finite(name: str, tensor: Tensor) -> None:
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} contains NaN or inf values")
