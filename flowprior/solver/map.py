@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from flowprior.prior.base import Prior
-from flowprior.solver.objective import Energy
+from flowprior.solver.objective import Energy, energy_and_grad
 from flowprior.solver.schedule import Stage
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -136,14 +136,7 @@ class LatentMAPSolver:
         first = last = float("nan")
         rollbacks = 0
         for step in range(stage.steps + 1):
-            for v in variables:
-                v.requires_grad_(True)
-            values, _ = energy(self.prior, z, stage.prior_weight)
-            grads = torch.autograd.grad(values.sum(), variables, allow_unused=True)
-            grads = [torch.zeros_like(v) if g is None else g for v, g in zip(variables, grads)]
-            for v in variables:
-                v.requires_grad_(False)
-            values = values.detach()
+            values, grads, _ = energy_and_grad(energy, self.prior, z, free, stage.prior_weight)
             finite = torch.isfinite(values)
             for g in grads:
                 finite &= torch.isfinite(g).flatten(1).all(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from flowprior.prior.base import Prior
@@ -57,3 +58,27 @@ class Energy:
             x = prior.decode(z)
             negative_log_prior = -prior.latent_log_prob(z)
         return self.weight * self.data_term(x) + prior_weight * negative_log_prior, x
+
+
+def energy_and_grad(energy: Energy, prior: Prior, z: list[Tensor], free: list[int],
+                    prior_weight: float = 1.0) -> tuple[Tensor, list[Tensor], Tensor]:
+    """The energy of every tile and its gradient with respect to the latents ``z[i]``, ``i in free``.
+
+    One definition of "value and gradient" shared by the MAP solver and the posterior sampler
+    (:mod:`flowprior.posterior`), whose log-density is ``-E``. A latent the energy does not depend on gets a zero
+    gradient. ``z`` is not changed (its ``requires_grad`` flags are restored).
+
+    Returns:
+        (energy (B,) detached, gradients (like ``z[i]``), decoded image (B, C, P, P) detached).
+    """
+    variables = [z[i] for i in free]
+    for v in variables:
+        v.requires_grad_(True)
+    try:
+        values, x = energy(prior, z, prior_weight)
+        grads = torch.autograd.grad(values.sum(), variables, allow_unused=True)
+    finally:
+        for v in variables:
+            v.requires_grad_(False)
+    grads = [torch.zeros_like(v) if g is None else g for v, g in zip(variables, grads)]
+    return values.detach(), grads, x.detach()
