@@ -13,26 +13,24 @@ degraded with the same fixed seeds — with the same restore recipes as Table 1 
 PSNR per variant and setting is reported. The paper finds all > NLL+LN > NLL+AE ≈ NLL.
 
 Usage:
-    python benchmarks/ablation.py train [--variants nll,nll+ln,nll+ae,all] [--steps 5000] [--resume]
-    python benchmarks/ablation.py run [--crop 128] [--settings noise25,jpeg10,multi] [--out docs/ablation.json]
-    python benchmarks/ablation.py report [--out docs/ablation.json]
+    python -m benchmarks.ablation train [--variants nll,nll+ln,nll+ae,all] [--steps 5000] [--resume]
+    python -m benchmarks.ablation run [--crop 128] [--settings noise25,jpeg10,multi] [--out docs/ablation.json]
+    python -m benchmarks.ablation report [--out docs/ablation.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from settings import SETTINGS, degrade
-from table1 import FlowpriorMethod, case_seed, load_test_set
-from table1_report import quantize
-
+from benchmarks.cases import case_seed, load_test_set
+from benchmarks.settings import SETTINGS, degrade
+from benchmarks.table1 import FlowpriorMethod
+from benchmarks.table1_report import quantize
 from flowprior.metrics import psnr, ssim
 from flowprior.recipe import find_recipe, load_recipe
 from flowprior.train_prior import PriorTrainRecipe, train_prior

@@ -162,13 +162,12 @@ def _fit_one(y: Tensor, mask: Tensor | None, iterations: int, lr: float, width: 
 
 def main(argv: list[str] | None = None) -> None:
     """PSNR along one DIP fit on one Table 1 case (the same degraded input as the table): is the stopping point late
-    enough?  ``python benchmarks/dip.py full/u76c0g_bliznaca_srgb8 noise5 --snapshots 300,600,900,1200``"""
+    enough?  ``python -m benchmarks.dip full/u76c0g_bliznaca_srgb8 noise5 --snapshots 300,600,900,1200``"""
     import argparse
     import time
 
-    from table1 import degraded_case, load_test_set
-    from table1_report import quantize
-
+    from benchmarks.cases import degraded_case, load_test_set
+    from benchmarks.table1_report import quantize
     from flowprior.metrics import psnr
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])

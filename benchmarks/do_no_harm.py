@@ -5,8 +5,8 @@ would be, and restored with ``flowprior.restore(..., recipe="auto")`` given the 
 PSNR of the input and of the output against the clean photo. The default path must never lower PSNR by more than
 0.1 dB.
 
-    python benchmarks/do_no_harm.py --images val --out docs/do_no_harm_val.jsonl     # choose on validation crops
-    python benchmarks/do_no_harm.py --images test --out docs/do_no_harm.jsonl        # report on test photos
+    python -m benchmarks.do_no_harm --images val --out docs/do_no_harm_val.jsonl     # choose on validation crops
+    python -m benchmarks.do_no_harm --images test --out docs/do_no_harm.jsonl        # report on test photos
 """
 
 from __future__ import annotations

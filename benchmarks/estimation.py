@@ -4,8 +4,8 @@ Every hyper-parameter of flowprior/estimate/ was chosen on skimage's rocket, cam
 immunohistochemistry; this script measures on astronaut, coffee and chelsea, which tuning never looked at.
 Degraded inputs come from the degradations library (8-bit, as stored in a PNG); seeds are explicit.
 
-    python benchmarks/estimation.py                # prints the tables, writes docs/estimation.json
-    python benchmarks/estimation.py --quick        # one photo, fewer settings (a smoke run)
+    python -m benchmarks.estimation                # prints the tables, writes docs/estimation.json
+    python -m benchmarks.estimation --quick        # one photo, fewer settings (a smoke run)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Failure-mode pictures of the defect detector (docs/figures/defects-*.png): input | true mask | detected.
 
-    python benchmarks/estimation_figures.py
+    python -m benchmarks.estimation_figures
 
 Each panel row is a 160×160 crop; in the masks white = defect (missing), red = detected but not a defect,
 blue = a defect the detector missed.
@@ -8,15 +8,12 @@ blue = a defect the detector missed.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from estimation import degrade, photo
-
+from benchmarks.estimation import degrade, photo
 from flowprior.estimate.defects import detect_defects
 from flowprior.estimate.jpeg import detect_jpeg_grid
 from flowprior.estimate.noise import estimate_noise

@@ -9,7 +9,7 @@ figure: for each setting a row of degraded digits above a row of restorations, u
 
 Usage:
     flowprior train prior --recipe mnist
-    python benchmarks/mnist_poc.py [--model runs/mnist/prior.pt] [--digits 16] \
+    python -m benchmarks.mnist_poc [--model runs/mnist/prior.pt] [--digits 16] \
         [--out docs/mnist_poc.json] [--figure docs/figures/mnist_poc.png]
 """
 

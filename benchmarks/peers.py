@@ -132,7 +132,7 @@ def restore_dip(degraded: Tensor, mask: Tensor | None, setting: str, *, iteratio
     Args:
         iterations: early-stopping point; seed: seeds the network and its noise input.
     """
-    from dip import deep_image_prior
+    from benchmarks.dip import deep_image_prior
 
     return deep_image_prior(degraded, mask, iterations=int(iterations), seed=seed).image
 

@@ -1,6 +1,6 @@
 """Training throughput (patches/s) and encode/decode time per 64x64 patch for each prior training recipe.
 
-Usage: python benchmarks/prior_throughput.py [--recipes cpu-default,sprites-like,div2k,mnist] [--threads 2]
+Usage: python -m benchmarks.prior_throughput [--recipes cpu-default,sprites-like,div2k,mnist] [--threads 2]
 Synthetic patches (smooth random fields) are used so the numbers do not depend on the training data being fetched.
 """
 

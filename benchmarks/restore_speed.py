@@ -2,8 +2,8 @@
 time of a whole image under a schedule.
 
 Usage:
-    python benchmarks/restore_speed.py steps [--model default] [--batches 1,4,16,64]
-    python benchmarks/restore_speed.py image [--size 512] [--recipe recipes/restore/paper.yaml] [--set k=v ...]
+    python -m benchmarks.restore_speed steps [--model default] [--batches 1,4,16,64]
+    python -m benchmarks.restore_speed image [--size 512] [--recipe recipes/restore/paper.yaml] [--set k=v ...]
 """
 
 from __future__ import annotations

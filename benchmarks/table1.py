@@ -11,12 +11,12 @@ training pool (never the test images); a peer without a tuned value runs with it
 rows say ``"tuned": false``.
 
 Usage:
-    python benchmarks/table1.py tune [--methods bm3d,nlm,tv,wavelet,dip] [--crops 8] [--dip-crops 4] \
+    python -m benchmarks.table1 tune [--methods bm3d,nlm,tv,wavelet,dip] [--crops 8] [--dip-crops 4] \
         [--factors 0.35,...,2.8]
-    python benchmarks/table1.py run [--images 256crops,full] [--settings ...] [--methods ...] \
+    python -m benchmarks.table1 run [--images 256crops,full] [--settings ...] [--methods ...] \
         [--out docs/table1.json] [--recipe auto] [--model default] \
         [--figure docs/figures/table1.png] [--resume]
-    python benchmarks/table1.py report [--out docs/table1.json] [--figure docs/figures/table1.png]
+    python -m benchmarks.table1 report [--out docs/table1.json] [--figure docs/figures/table1.png]
 
 Rows are JSON lines appended as they finish: a killed run keeps its results and ``--resume`` skips done rows.
 """
@@ -27,70 +27,20 @@ import argparse
 import json
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import FACTORS, PEERS, available_peers, run_peer
-from settings import SETTINGS, degrade
-from table1_report import DEFAULT_PAIRS, make_figure, markdown_table, quantize, read_rows, save_png
-
-from flowprior.io import read_image
+from benchmarks.cases import CROP_SIZE, degraded_case, load_test_set
+from benchmarks.peers import FACTORS, PEERS, available_peers, run_peer
+from benchmarks.settings import SETTINGS
+from benchmarks.table1_report import DEFAULT_PAIRS, make_figure, markdown_table, quantize, read_rows, save_png
 from flowprior.metrics import ms_ssim, psnr, ssim
 
-CROP_IMAGES = ("kodak/kodim02.tif", "kodak/kodim07.tif", "sporco/kodim23.png", "sporco/monarch.png",
-               "sporco/sail.png", "sporco/tulips.png", "opencv/baboon.jpg", "opencv/fruits.jpg")
-FULL_IMAGES = ("libjxl/cvo9xd_keong_macan_srgb8.png", "libjxl/u76c0g_bliznaca_srgb8.png")
-CROP_SIZE = 256
 #: flowprior = the cold recipes (--recipe, default auto); flowprior-fast = recipes/restore/fast.yaml (warm start)
 METHODS = ("input", "flowprior", "flowprior-fast", "bm3d", "nlm", "tv", "wavelet", "dip")
 PEER_PARAMS = Path(__file__).resolve().parent / "peer_params.json"
-
-
-def load_test_set(root: str | Path, image_set: str, names: list[str] | None = None) -> dict[str, Tensor]:
-    """{name: (1, 3, H, W) clean image}: centre crops (``"256crops"``, or another ``"<N>crops"``) or whole images
-    (``"full"``).
-
-    Args:
-        root: the ``data/test`` folder (``scripts/fetch_training_data.py --test-images``).
-        image_set: ``"<N>crops"`` (the table uses 256; smaller sides are for smoke tests) or ``"full"``.
-        names: restrict to these stems (e.g. ``["monarch"]``).
-    """
-    crop = int(image_set[:-5]) if image_set.endswith("crops") and image_set[:-5].isdigit() else None
-    if image_set != "full" and not crop:
-        raise ValueError(f"unknown image set {image_set!r}; use {CROP_SIZE}crops (or another <N>crops) or full")
-    files = FULL_IMAGES if image_set == "full" else CROP_IMAGES
-    images = {}
-    for rel in files:
-        name = Path(rel).stem
-        if names and name not in names:
-            continue
-        path = Path(root) / rel
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing; run scripts/fetch_training_data.py --test-images {root}")
-        x = read_image(path).pixels
-        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-        if crop:
-            top, left = (x.shape[2] - crop) // 2, (x.shape[3] - crop) // 2
-            x = x[:, :, top:top + crop, left:left + crop]
-        images[name] = x.contiguous()
-    return images
-
-
-def case_seed(image_set: str, name: str, setting: str) -> int:
-    """A fixed seed per (image set, image, setting), stable across runs and machines."""
-    return zlib.crc32(f"{image_set}/{name}/{setting}".encode()) % 2**31
-
-
-def degraded_case(clean: Tensor, image_set: str, name: str, setting: str) -> tuple[Tensor, Tensor | None, int]:
-    """(degraded, observed mask or None, seed) of one Table 1 case: degraded with the case's fixed seed and
-    quantized to 8 bits, as the stored file every method reads."""
-    seed = case_seed(image_set, name, setting)
-    degraded, mask = degrade(clean, setting, seed)
-    return quantize(degraded).float(), mask, seed
 
 
 def measure(clean: Tensor, restored: Tensor) -> dict[str, float]:
@@ -151,7 +101,7 @@ def warm_up(methods: list[str], ours: dict) -> None:
         if ours.get(method) is not None:
             ours[method](x, None, "noise25")
         elif method == "dip":
-            import dip  # noqa: F401 -- a DIP fit is too slow to warm up with; importing is the one-off cost
+            import benchmarks.dip  # noqa: F401 -- a DIP fit is too slow to warm up with; importing is the one-off cost
         elif method in PEERS:
             run_peer(method, x, None, "noise25")
 
@@ -225,7 +175,7 @@ def report(args: argparse.Namespace) -> None:
 
 
 def tune(args: argparse.Namespace) -> None:
-    from table1_tune import tune_peers
+    from benchmarks.table1_tune import tune_peers
 
     tune_peers(args)
 

@@ -59,7 +59,7 @@ def markdown_table(rows: list[dict], method_order: tuple[str, ...] = ()) -> str:
     The best PSNR of each column is bold; a cell averaged over fewer images than its column has is marked ``†``.
     Methods appear in ``method_order``, then any others by name.
     """
-    from settings import SETTINGS
+    from benchmarks.settings import SETTINGS
 
     if not rows:
         return "(no rows)"

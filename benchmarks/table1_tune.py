@@ -20,12 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-from dip import deep_image_prior
-from peers import BASE_SIGMA, DIP_ITERATIONS, FACTORS, PEERS, available_peers, run_peer
-from settings import degrade
-from table1_report import quantize
 from torch import Tensor
 
+from benchmarks.dip import deep_image_prior
+from benchmarks.peers import BASE_SIGMA, DIP_ITERATIONS, FACTORS, PEERS, available_peers, run_peer
+from benchmarks.settings import degrade
+from benchmarks.table1_report import quantize
 from flowprior.metrics import psnr
 
 DEGRADE_SEED = 7  # the same validation degradations as benchmarks/tune_restore.py
@@ -82,7 +82,7 @@ def _merge_into(path: Path, meta: dict, method: str, setting: str, entry: dict) 
 
 def tune_peers(args: argparse.Namespace) -> None:
     """The ``table1.py tune`` subcommand (see the module docstring)."""
-    from tune_restore import validation_crops
+    from benchmarks.tune_restore import validation_crops
 
     methods = [m for m in args.methods.split(",") if m != "input"]
     unknown = [m for m in methods if m not in PEERS]
@@ -123,5 +123,5 @@ def tune_peers(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit("run `python benchmarks/table1.py tune` instead")
+    sys.exit("run `python -m benchmarks.table1 tune` instead")
 

@@ -4,7 +4,7 @@ The validation photos are those that ``flowprior.data.split_pool`` holds out of 
 Prints one JSON line per (setting, configuration) with the mean PSNR over the crops.
 
 Usage:
-    python benchmarks/tune_restore.py --settings jpeg30,noise5 --grid solver.weight=100,400,1600 \
+    python -m benchmarks.tune_restore --settings jpeg30,noise5 --grid solver.weight=100,400,1600 \
         --grid solver.lr=0.02,0.05 [--set solver.final_steps=60] [--crops 12] [--size 64]
 """
 
@@ -13,15 +13,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from settings import SETTINGS, TUNING_SETTINGS, degrade
-
+from benchmarks.settings import SETTINGS, TUNING_SETTINGS, degrade
 from flowprior.data import photo_sources
 from flowprior.metrics import psnr
 from flowprior.recipe import parse_override

@@ -11,16 +11,16 @@ Configurations (``--configs``, comma-separated):
     paper             ``recipes/restore/paper.yaml`` verbatim (250 steps, flow term, lr 1): diverges with our prior
 
 Warm starts are the embedded ones unless ``--checkpoint METHOD=PATH`` names another. Images are the first
-``--crops`` 256×256 centre crops of Table 1 (``table1.load_test_set``), degraded with Table 1's fixed seeds, so the
+``--crops`` 256×256 centre crops of Table 1 (``cases.load_test_set``), degraded with Table 1's fixed seeds, so the
 numbers line up with docs/table1.json. Every output is quantized to 8 bits before PSNR/SSIM. Seconds are wall
 time of the restoration alone (models loaded beforehand) on ``--threads`` threads.
 
 Headline: time(cold) ÷ time(<method>+map), per setting, with the PSNR difference beside it.
 
 Usage:
-    python benchmarks/warmstart.py run [--configs irflow,irflow+map,cold] [--crops 4] [--settings ...] \
+    python -m benchmarks.warmstart run [--configs irflow,irflow+map,cold] [--crops 4] [--settings ...] \
         [--out docs/warmstart.jsonl] [--checkpoint irflow=runs/warmstart-irflow/best.pt] [--resume]
-    python benchmarks/warmstart.py report [--out docs/warmstart.jsonl]
+    python -m benchmarks.warmstart report [--out docs/warmstart.jsonl]
 
 Rows are JSON lines appended as they finish; ``--resume`` skips the (config, image, setting) rows already there.
 """
@@ -30,17 +30,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from settings import SETTINGS, degrade, sampled_operator
-from table1 import case_seed, load_test_set
-from table1_report import quantize
-
+from benchmarks.cases import case_seed, load_test_set
+from benchmarks.settings import SETTINGS, degrade, sampled_operator
+from benchmarks.table1_report import quantize
 from flowprior.metrics import psnr, ssim
 from flowprior.recipe import find_recipe
 from flowprior.restoration import auto_recipe_name, build_recipe, load_model, restore_tensor, with_total_steps
@@ -104,7 +101,7 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
     if args.images == "val":  # choosing a recipe: validation crops of the training pool, never the test photos
-        from tune_restore import validation_crops
+        from benchmarks.tune_restore import validation_crops
 
         crops = validation_crops(args.train_root, args.crops, 256)
         images = {f"val{i}": crops[i:i + 1].float() for i in range(len(crops))}

@@ -3,7 +3,7 @@
 For each candidate IR-Flow network: training patches/s (forward + backward + Adam on a batch of 64² patches, the
 pair synthesis excluded and timed apart) and the time of one restore of a 256² image, on ``--threads`` threads.
 
-    python benchmarks/warmstart_speed.py --threads 2 --out docs/warmstart_speed.json
+    python -m benchmarks.warmstart_speed --threads 2 --out docs/warmstart_speed.json
 """
 
 from __future__ import annotations

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from dip import deep_image_prior
-from peers import PEERS, available_peers, run_peer
-from table1_report import markdown_table, quantize
-from table1_tune import record_result
-
+from benchmarks.dip import deep_image_prior
+from benchmarks.peers import PEERS, available_peers, run_peer
+from benchmarks.table1_report import markdown_table, quantize
+from benchmarks.table1_tune import record_result
 from flowprior.metrics import psnr
 
 CLASSICAL = ("bm3d", "nlm", "tv", "wavelet")
@@ -73,7 +69,7 @@ def test_unknown_peer_names_the_known_ones():
 
 
 def test_every_peer_has_a_default_for_every_setting():
-    from settings import SETTINGS
+    from benchmarks.settings import SETTINGS
 
     for name, peer in PEERS.items():
         for setting in SETTINGS:

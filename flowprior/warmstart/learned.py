@@ -103,7 +103,6 @@ class WarmStartModel(nn.Module, ABC):
 
 def build_warmstart(config: dict[str, Any]) -> WarmStartModel:
     """Instantiate a model from the ``config`` stored in a checkpoint."""
-    import flowprior.warmstart  # noqa: F401  (registers every method)
 
     config = dict(config)
     method = config.pop("method", None)
