@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps
 
 from flowprior import io
-from flowprior._io_codecs import apply_orientation
+from flowprior.io.codecs import apply_orientation
 
 RNG = np.random.default_rng(1234)
 
@@ -285,7 +285,7 @@ def test_writes_are_atomic(tmp_path, natural_image, monkeypatch):
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(io.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
         io.write_image(target, 1 - natural_image)
     assert target.read_bytes() == before and os.listdir(tmp_path) == ["x.png"]  # no temporary file left over

@@ -1,4 +1,4 @@
-"""Byte-level helpers behind :mod:`flowprior.io` (private; nothing else should import this module).
+"""Byte-level helpers behind :mod:`flowprior.io` (nothing outside the package should import this module).
 
 Pillow keeps 16-bit colour images only as 8-bit in memory, so the 16-bit colour/alpha encoders live here:
 
