@@ -151,11 +151,12 @@ def _whole_image_restore(y, recipe, prior):
     from flowprior import tiling
     from flowprior.restoration import _build_operator, initial_latents, make_initializer
     from flowprior.solver import Energy, LatentMAPSolver
+    from tests.tiling_reference import merge, split, split_params
 
     op, params = _build_operator(recipe, tuple(y.shape), None)
     x0 = make_initializer(recipe)(y, op, params)
     grid = tiling.make_grid(*y.shape[-2:], tile=prior.patch_size, overlap=recipe.tiling.overlap, align=op.block_size())
-    y_tiles, x0_tiles, tile_params = tiling.split(y, grid), tiling.split(x0, grid), tiling.split_params(params, grid, 1)
+    y_tiles, x0_tiles, tile_params = split(y, grid), split(x0, grid), split_params(params, grid, 1)
     outputs = []
     for rows in tiling.iter_chunks(grid.num_tiles, recipe.tiling.max_tiles or grid.num_tiles):
         chunk = {k: v[rows.start : rows.stop] for k, v in tile_params.items()}
@@ -164,7 +165,7 @@ def _whole_image_restore(y, recipe, prior):
                         prior_term=recipe.solver.prior_term)
         latents = initial_latents(prior, x0_tiles[rows.start : rows.stop], recipe.solver.init_latent)
         outputs.append(LatentMAPSolver(prior).solve(energy, latents, recipe.stages(prior.num_levels)).image)
-    return tiling.merge(torch.cat(outputs), grid, batch=1).clamp(0, 1)
+    return merge(torch.cat(outputs), grid, batch=1).clamp(0, 1)
 
 
 @pytest.mark.parametrize("spec,params", [("noise", {"noise.sigma": 5}), ("jpeg+noise", {"jpeg.quality": 30})])

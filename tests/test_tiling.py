@@ -1,8 +1,10 @@
-"""flowprior.tiling: aligned grids, padding, split/merge identity, blending weights, params per tile."""
+"""flowprior.tiling: aligned grids, padding, blending weights, params per tile, and streaming (split_range, Blender)
+equal to the whole-image reference (tests/tiling_reference.py) whatever the chunking."""
 
 from __future__ import annotations
 
 import doctest
+import importlib
 import itertools
 
 import numpy as np
@@ -11,16 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from flowprior import tiling
-from flowprior.tiling import (
-    blend_weights,
-    iter_chunks,
-    make_grid,
-    merge,
-    pad_to_grid,
-    split,
-    split_padded,
-    split_params,
-)
+from flowprior.tiling import iter_chunks, make_grid, split_params_range
+from tests.tiling_reference import blend_weights, fold_tiles, merge, pad_to_grid, split
+from tests.tiling_reference import split_params as reference_split_params
 
 SIZES = [(1, 1), (5, 7), (63, 64), (64, 64), (65, 130), (70, 45), (257, 131)]
 OVERLAPS = [0, 8, 16]
@@ -29,6 +24,11 @@ ALIGNS = [1, 8, 16]
 
 def _rand(shape, seed=0, dtype=torch.float64):
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def split_params(params, grid, batch, spatial_keys=None):
+    """The package's params of every tile (one range over all of them)."""
+    return split_params_range(params, grid, batch, 0, batch * grid.num_tiles, spatial_keys)
 
 
 def _coverage(grid) -> np.ndarray:
@@ -75,7 +75,7 @@ def test_blend_weights_partition_unity(h, w, overlap, align, window):
     wts = blend_weights(grid)
     assert wts.shape == (grid.num_tiles, 64, 64) and wts.dtype == torch.float64
     assert (wts > 0).all() and (wts <= 1 + 1e-15).all()
-    total = tiling._fold(wts[:, None], grid, batch=1)[0, 0]
+    total = fold_tiles(wts[:, None], grid, batch=1)[0, 0]
     assert (total - 1).abs().max().item() < 1e-12
 
 
@@ -143,14 +143,13 @@ def test_no_aliasing_and_no_mutation(size):
     x = _rand((1, 3, *size), seed=5)
     x_before = x.clone()
     grid = make_grid(*size, tile=64, overlap=8)
-    tiles = split(x, grid)
+    tiles = tiling.split_range(x, grid, 0, grid.num_tiles)
     tiles_before = tiles.clone()
-    merged = merge(tiles, grid, batch=1)
-    assert torch.equal(tiles, tiles_before)  # merge leaves its input alone
+    out = torch.empty_like(x)
+    tiling.Blender(grid, lambda b, y0, y1, rows: out[..., y0:y1, :].copy_(rows)).add(tiles)
+    assert torch.equal(tiles, tiles_before)  # blending leaves its input alone
     tiles.add_(1.0)
     assert torch.equal(x, x_before)  # writing into tiles never reaches the image
-    merged.mul_(0.0)
-    assert torch.equal(tiles, tiles_before + 1.0)
 
 
 def test_masks_split_in_any_dtype():
@@ -159,18 +158,6 @@ def test_masks_split_in_any_dtype():
     tiles = split(mask, grid)
     assert tiles.dtype == torch.bool and tiles.shape == (2 * grid.num_tiles, 1, 64, 64)
     assert (merge(tiles.double(), grid, batch=2) - mask.double()).abs().max().item() < 1e-12
-
-
-def test_merge_keeps_dtype_and_gradients():
-    x = _rand((1, 2, 7, 5), dtype=torch.float32)
-    grid = make_grid(7, 5, tile=4, overlap=2)
-    out = merge(split(x, grid), grid, batch=1)
-    assert out.dtype == torch.float32 and (out - x).abs().max().item() < 1e-6
-    small = make_grid(5, 6, tile=4, overlap=2)
-    tiles = _rand((small.num_tiles, 1, 4, 4), seed=2).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda t: merge(t, small, batch=1), (tiles,))
-    img = _rand((1, 1, 5, 6), seed=4).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda v: split(v, small), (img,))
 
 
 def test_split_params_spatial_and_per_image():
@@ -186,6 +173,7 @@ def test_split_params_spatial_and_per_image():
     assert out["quality"].tolist() == [30.0] * t + [70.0] * t
     assert out["sigma"].shape == (b * t, 1) and torch.equal(out["sigma"][t:], torch.full((t, 1), 0.2))
     assert torch.equal(out["mask"], split(mask, grid))
+    assert all(torch.equal(out[k], v) for k, v in reference_split_params(params, grid, batch=b).items())
     # Mask tiles follow image tiles pixel for pixel, padding included (same reflect as the image).
     joint = split(torch.cat([x, mask], dim=1), grid)
     assert torch.equal(joint[:, 3:], out["mask"]) and torch.equal(joint[:, :3], split(x, grid))
@@ -210,7 +198,7 @@ def test_split_range_and_the_blender_stream_what_split_and_merge_do_at_once(size
     tiling.split_range(read, grid, 1, 2)
     assert reads[-1] <= grid.tile  # one tile reads one tile's rows (or fewer: the image is shorter)
     params = {"quality": torch.tensor([30.0, 70.0]), "mask": (x[:, :1] > 0.5).float()}
-    whole = split_params(params, grid, batch=2)
+    whole = reference_split_params(params, grid, batch=2)
     start, stop = min(3, n - 1), max(n - 2, min(3, n - 1) + 1)
     part = tiling.split_params_range(params, grid, 2, start, stop)
     assert all(torch.equal(part[k], whole[k][start:stop]) for k in params)
@@ -279,16 +267,14 @@ def test_invalid_arguments():
     with pytest.raises(ValueError, match="positive"):
         make_grid(0, 10)
     grid = make_grid(20, 20, tile=16, overlap=4)
-    with pytest.raises(ValueError, match=r"\(B, C, 20, 20\)"):
-        split(torch.zeros(1, 1, 20, 21), grid)
-    with pytest.raises(ValueError, match="tiles must have shape"):
-        merge(torch.zeros(3, 1, 16, 16), grid, batch=1)
-    with pytest.raises(TypeError, match="floating"):
-        merge(torch.zeros(grid.num_tiles, 1, 16, 16, dtype=torch.int64), grid, batch=1)
-    with pytest.raises(ValueError, match="padded size"):
-        split_padded(torch.zeros(1, 1, 20, 20), grid)
+    with pytest.raises(ValueError, match=r"param 'mask' must have shape \(B, C, 20, 20\)"):
+        split_params({"mask": torch.zeros(1, 1, 20, 21)}, grid, 1, spatial_keys={"mask"})
 
 
 def test_module_doctests():
-    result = doctest.testmod(tiling)
-    assert result.attempted >= 4 and result.failed == 0
+    attempted = 0
+    for name in ("flowprior.tiling", "flowprior.tiling.grid", "flowprior.tiling.cut", "flowprior.tiling.blend"):
+        result = doctest.testmod(importlib.import_module(name))
+        assert result.failed == 0, name
+        attempted += result.attempted
+    assert attempted >= 8
