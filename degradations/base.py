@@ -42,6 +42,8 @@ class Degradation(ABC):
     name: ClassVar[str] = ""
     #: True when ``forward_model`` is linear in x (its adjointness is then tested)
     linear: ClassVar[bool] = False
+    #: params that are one random draw of the damage itself (a haze depth, a rain layer) rather than a setting
+    realization: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def sample_params(self, shape: tuple[int, int, int, int], generator: torch.Generator | None = None) -> Params:
@@ -66,6 +68,27 @@ class Degradation(ABC):
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Spatial size of the degraded image for a clean image of the given size."""
         return height, width
+
+    def estimate_params(self, observed: Tensor, params: Params) -> Params:
+        """``params`` with the damage's random realization (:attr:`realization`) estimated from ``observed``.
+
+        A restore must model the layer that is in the photo, not a fresh draw: a haze depth or a rain layer
+        sampled from the restore's seed describes some other photo. Settings (a noise σ, a JPEG quality) are kept.
+        The default has nothing to estimate; an operator with a realization it cannot estimate raises
+        ``NotImplementedError`` with a message for the user.
+        """
+        if self.realization:
+            raise NotImplementedError(f"{self.name!r} cannot estimate its {', '.join(self.realization)} from the "
+                                      "image yet, so it cannot be restored; leave it out of the degradation")
+        return params
+
+    def unestimable(self) -> tuple[str, ...]:
+        """The realization params that :meth:`estimate_params` cannot estimate (a restore refuses them)."""
+        return self.realization if type(self).estimate_params is Degradation.estimate_params else ()
+
+    def pseudo_inverse(self, observed: Tensor, params: Params) -> Tensor:
+        """A cheap estimate of the clean image from ``observed`` (warm starts); default: ``observed`` itself."""
+        return observed
 
     def block_size(self) -> int:
         """Grid (pixels) that tile origins must align to for this operator's data term (JPEG: 8 or 16)."""
@@ -130,6 +153,7 @@ class Chain(Degradation):
         self.keys = member_keys([m.name for m in flat])
         # Instance attribute shadows the ClassVar: a chain is linear exactly when all its members are.
         self.linear = all(m.linear for m in flat)
+        self.realization = tuple(f"{key}.{arg}" for key, m in zip(self.keys, flat) for arg in m.realization)
 
     def _split(self, params: Params) -> list[Params]:
         out: list[Params] = [{} for _ in self.members]
@@ -188,6 +212,24 @@ class Chain(Degradation):
             mask = _to_output_grid(mask, (h, w))
             out = mask if out is None else out * mask.to(out)
         return out
+
+    def estimate_params(self, observed: Tensor, params: Params) -> Params:
+        """Each member estimates its realization from the chain's output (the only image there is)."""
+        estimated: Params = {}
+        for key, member, p in zip(self.keys, self.members, self._split(params)):
+            for arg, value in member.estimate_params(observed, p).items():
+                estimated[f"{key}.{arg}"] = value
+        return estimated
+
+    def unestimable(self) -> tuple[str, ...]:
+        return tuple(f"{key}.{arg}" for key, m in zip(self.keys, self.members) for arg in m.unestimable())
+
+    def pseudo_inverse(self, observed: Tensor, params: Params) -> Tensor:
+        """The members' pseudo-inverses, last member first."""
+        x = observed
+        for member, p in reversed(list(zip(self.members, self._split(params)))):
+            x = member.pseudo_inverse(x, p)
+        return x
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         for m in self.members:

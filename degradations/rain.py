@@ -32,6 +32,7 @@ class Rain(ScreenOverlay):
     """
 
     name = "rain"
+    realization = ("layer",)  # the streaks or flakes of this photo; no estimator yet, so restores refuse
     spec_keys = ("density", "length", "angle", "brightness")
 
     def __init__(

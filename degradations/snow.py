@@ -31,6 +31,7 @@ class Snow(ScreenOverlay):
     """
 
     name = "snow"
+    realization = ("layer",)  # the streaks or flakes of this photo; no estimator yet, so restores refuse
     spec_keys = ("density", "size", "brightness")
 
     def __init__(

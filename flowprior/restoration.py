@@ -192,6 +192,7 @@ def _build_operator(recipe: RestoreRecipe, shape: tuple[int, int, int, int], mas
         raise UsageError(str(error)) from None
     if op.output_size(shape[2], shape[3]) != (shape[2], shape[3]):
         raise UsageError(f"{spec!r} changes the image size; restoring size-changing degradations is not supported yet")
+    _refuse_unestimable(op, spec)
     params = op.sample_params(shape, torch.Generator().manual_seed(recipe.seed))
     mask_keys = [key for key in params if key == "mask" or key.endswith(".mask")]
     if mask_keys:
@@ -200,6 +201,22 @@ def _build_operator(recipe: RestoreRecipe, shape: tuple[int, int, int, int], mas
         for key in mask_keys:
             params[key] = mask.to(params[key].dtype)
     return op, params
+
+
+def _refuse_unestimable(op, spec: str) -> None:
+    """Exit 2 before any work when the degradation has a random realization it cannot estimate (rain, snow)."""
+    if missing := [m if "." in m else f"{op.name}.{m}" for m in op.unestimable()]:  # a chain's are prefixed
+        raise UsageError(f"{spec!r}: flowprior cannot estimate the {', '.join(missing)} of a photo yet, and "
+                         "restoring with a randomly drawn one would model some other photo; leave "
+                         f"{', '.join(sorted({m.split('.')[0].split('#')[0] for m in missing}))} out of --degradation")
+
+
+def _estimate_realization(op, y: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``params`` with the damage's realization (a haze depth) estimated from ``y``, never drawn from the seed."""
+    if not op.realization:
+        return params
+    estimated = op.estimate_params(y, params)
+    return {key: estimated.get(key, value) for key, value in params.items()}
 
 
 def _data_weight(solver: SolverSection, op, tile_params: dict, dtype: torch.dtype):
@@ -322,7 +339,8 @@ def restore_rows(source: ImageRows, recipe: RestoreRecipe | None = None, mask: T
         rows = source.read(b, y0, y1).float().clamp(0, 1)
         return rows.expand(-1, channels, -1, -1) if gray else rows
 
-    streamed = observed_mask is None and not _image_sized(params, (height, width))
+    # an operator with a random realization (haze) estimates it from the whole image, so it does not stream
+    streamed = observed_mask is None and not _image_sized(params, (height, width)) and not op.realization
     banded = streamed and batch == 1 and can_band(recipe.init, height, width)
     streamed = streamed and (recipe.init == "identity" or banded)
     if banded:  # a learned warm start, block row by block row (flowprior.warm_bands)
@@ -337,6 +355,7 @@ def restore_rows(source: ImageRows, recipe: RestoreRecipe | None = None, mask: T
         x0 = _remember_last(warm_start)
     else:
         y = torch.cat([solve_rows(b, 0, height) for b in range(batch)])
+        params = _estimate_realization(op, y, params)
         x0 = initializer(y, op, params)
     timings["init"] = time.perf_counter() - started
 

@@ -1,4 +1,4 @@
-"""The learning-free warm start: fill missing pixels from their surroundings, nothing else."""
+"""The learning-free warm start: fill missing pixels from their surroundings, then undo what has a closed form."""
 
 from __future__ import annotations
 
@@ -41,11 +41,11 @@ def fill_missing_pixels(y: Tensor, mask: Tensor, scales: int = 8) -> Tensor:
 
 @register_initializer("identity")
 class IdentityInitializer(Initializer):
-    """x0 = y with missing pixels filled (and resized back when the degradation changed the size)."""
+    """x0 = the degradation's pseudo-inverse of y with missing pixels filled (for most operators: y itself)."""
 
     name = "identity"
 
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
         mask = degradation.observed_mask(params)
         x0 = y if mask is None else fill_missing_pixels(y, mask.to(y.dtype))
-        return x0.clamp(0, 1)
+        return degradation.pseudo_inverse(x0, params).clamp(0, 1)
