@@ -71,12 +71,7 @@ def run_batch(
         UsageError: bad options or folders, before anything is written.
     """
     options, restore = options or BatchOptions(), dict(restore or {})
-    if options.progress not in PROGRESS_MODES:
-        raise UsageError(f"--progress must be one of {', '.join(PROGRESS_MODES)}, not {options.progress!r}")
-    if options.backend not in ("local", "ray"):
-        raise UsageError(f"--backend must be local or ray, not {options.backend!r}")
-    if options.limit is not None and options.limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {options.limit}")
+    _check_options(options)
     started = time.perf_counter()
     items = plan_batch(
         input_dir,
@@ -87,10 +82,7 @@ def run_batch(
         overwrite=options.overwrite,
     )
     recipe, prior, kwargs = _resolve_settings(restore, options.max_memory)
-    for item in items:
-        fmt_ok = item.target.suffix.lower() in (".jpg", ".jpeg", ".webp") or kwargs["quality"] is None
-        if not fmt_ok:
-            raise UsageError("--quality applies to lossy outputs only; add --format jpg or webp")
+    _check_quality(items, kwargs["quality"])
     manifest_path = options.manifest or Path(output_dir) / MANIFEST_NAME
     conflict = input_conflict(manifest_path, [i.source for i in items], input_dir)
     if conflict:
@@ -106,6 +98,45 @@ def run_batch(
         summary.seconds = time.perf_counter() - started
         return summary
 
+    manifest = _start_manifest(manifest_path, summary, items, todo, input_dir, output_dir, options, recipe, prior)
+    if manifest is None:
+        return summary
+    report = Reporter(options.progress, todo, echo)
+    try:
+        _restore_all(items, todo, recipe, prior, kwargs, planner, options, manifest, report, summary)
+    except ManifestError as error:  # the run log cannot be kept (disk full, I/O error): stop, like a fatal file
+        summary.fatal = str(error)
+    except KeyboardInterrupt:
+        with contextlib.suppress(ManifestError):
+            manifest.write("run_end", status="interrupted", **_counts(summary))
+        raise
+    finally:
+        report.close()
+    summary.seconds = time.perf_counter() - started
+    _end_manifest(manifest, summary)
+    return summary
+
+
+def _check_options(options: BatchOptions) -> None:
+    if options.progress not in PROGRESS_MODES:
+        raise UsageError(f"--progress must be one of {', '.join(PROGRESS_MODES)}, not {options.progress!r}")
+    if options.backend not in ("local", "ray"):
+        raise UsageError(f"--backend must be local or ray, not {options.backend!r}")
+    if options.limit is not None and options.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {options.limit}")
+
+
+def _check_quality(items, quality: int | None) -> None:
+    for item in items:
+        fmt_ok = item.target.suffix.lower() in (".jpg", ".jpeg", ".webp") or quality is None
+        if not fmt_ok:
+            raise UsageError("--quality applies to lossy outputs only; add --format jpg or webp")
+
+
+def _start_manifest(manifest_path: Path, summary: BatchSummary, items, todo, input_dir, output_dir,
+                    options: BatchOptions, recipe, prior) -> Manifest | None:
+    """Create the output folder, delete the temporaries a killed run left and log ``run_start``; None (with
+    ``summary.fatal`` set) when the folder cannot be written."""
     target_root = Path(output_dir)
     try:
         target_root.mkdir(parents=True, exist_ok=True)
@@ -125,19 +156,12 @@ def run_batch(
         )
     except OSError as error:
         summary.fatal = f"cannot write to {target_root}: {error.strerror or error}"
-        return summary
-    report = Reporter(options.progress, todo, echo)
-    try:
-        _restore_all(items, todo, recipe, prior, kwargs, planner, options, manifest, report, summary)
-    except ManifestError as error:  # the run log cannot be kept (disk full, I/O error): stop, like a fatal file
-        summary.fatal = str(error)
-    except KeyboardInterrupt:
-        with contextlib.suppress(ManifestError):
-            manifest.write("run_end", status="interrupted", **_counts(summary))
-        raise
-    finally:
-        report.close()
-    summary.seconds = time.perf_counter() - started
+        return None
+    return manifest
+
+
+def _end_manifest(manifest: Manifest, summary: BatchSummary) -> None:
+    """Log ``run_end``; a manifest that cannot be written any more makes the run fatal."""
     try:
         manifest.write(
             "run_end",
@@ -149,7 +173,6 @@ def run_batch(
         )
     except ManifestError as error:
         summary.fatal = summary.fatal or str(error)
-    return summary
 
 
 def _restore_all(items, todo, recipe, prior, kwargs, planner, options, manifest, report, summary) -> None:
