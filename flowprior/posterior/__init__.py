@@ -8,6 +8,8 @@ like the MAP restoration.
 from flowprior.posterior.config import PosteriorSection
 from flowprior.posterior.langevin import ChainStats, run_chains
 from flowprior.posterior.moments import RunningMoments
+from flowprior.posterior.sampling import PosteriorResult, sample_restoration, sample_rows
 from flowprior.posterior.target import energy_potential
 
-__all__ = ["ChainStats", "PosteriorSection", "RunningMoments", "energy_potential", "run_chains"]
+__all__ = ["ChainStats", "PosteriorResult", "PosteriorSection", "RunningMoments", "energy_potential", "run_chains",
+           "sample_restoration", "sample_rows"]

@@ -1,6 +1,7 @@
 """Langevin dynamics over a batch of independent chains (one per tile): ULA and MALA.
 
-A step moves every chain by ``u' = u - h ∇U(u) + sqrt(2h) ξ`` with ``U = E / temperature``. MALA (Roberts &
+A step moves every chain by ``u' = u - h ∇U(u) + sqrt(2h) ξ`` with ``U = E / temperature`` (or, preconditioned by
+a fixed positive diagonal G, ``u' = u - h G ∇U(u) + sqrt(2h G) ξ``). MALA (Roberts &
 Tweedie 1996) accepts ``u'`` with probability ``min(1, exp(log α))``,
 
     log α = U(u) - U(u') + log q(u | u') - log q(u' | u),    log q(b | a) = -‖b - a + h ∇U(a)‖² / (4h),
@@ -61,29 +62,41 @@ def evaluate(potential: Potential, z: list[Tensor], temperature: float) -> Chain
     return ChainState(z, energy, grads, image)
 
 
-def propose(state: ChainState, h: Tensor, generator: torch.Generator) -> list[Tensor]:
-    """``u - h ∇U(u) + sqrt(2h) ξ`` per chain (h: (B,) float64)."""
+#: a fixed diagonal preconditioner G, one positive tensor per latent level (None: the identity)
+Preconditioner = list[Tensor] | None
+
+
+def _diagonal(preconditioner: Preconditioner, z: list[Tensor]) -> list[Tensor]:
+    return [torch.ones_like(zi) for zi in z] if preconditioner is None else preconditioner
+
+
+def propose(state: ChainState, h: Tensor, generator: torch.Generator,
+            preconditioner: Preconditioner = None) -> list[Tensor]:
+    """``u - h G ∇U(u) + sqrt(2h G) ξ`` per chain (h: (B,) float64; G diagonal, fixed)."""
     out = []
-    for z, g in zip(state.z, state.grads):
+    for z, g, scale in zip(state.z, state.grads, _diagonal(preconditioner, state.z)):
         noise = torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
-        step = _per_chain(h, z).to(z.dtype)
+        step = _per_chain(h, z).to(z.dtype) * scale
         out.append(z - step * g + (2 * step).sqrt() * noise)
     return out
 
 
-def log_transition(to: list[Tensor], start: ChainState, h: Tensor) -> Tensor:
-    """``log q(to | start)`` up to a constant common to both directions, (B,) float64."""
+def log_transition(to: list[Tensor], start: ChainState, h: Tensor, preconditioner: Preconditioner = None) -> Tensor:
+    """``log q(to | start) = -Σ (to - start + h G ∇U)² / (4 h G)`` up to a constant common to both directions,
+    (B,) float64."""
     total = torch.zeros_like(h)
-    for b, a, g in zip(to, start.z, start.grads):
-        drift = b.double() - a.double() + _per_chain(h, b) * g.double()
-        total = total + drift.pow(2).flatten(1).sum(1)
-    return -total / (4 * h)
+    for b, a, g, scale in zip(to, start.z, start.grads, _diagonal(preconditioner, to)):
+        step = _per_chain(h, b) * scale.double()
+        drift = b.double() - a.double() + step * g.double()
+        total = total + (drift.pow(2) / step).flatten(1).sum(1)
+    return -total / 4
 
 
-def mala_log_ratio(current: ChainState, proposal: ChainState, h: Tensor) -> Tensor:
+def mala_log_ratio(current: ChainState, proposal: ChainState, h: Tensor,
+                   preconditioner: Preconditioner = None) -> Tensor:
     """log α of the Metropolis-Hastings test, (B,) float64 (NaN or -inf where the proposal is not finite)."""
-    reverse = log_transition(current.z, proposal, h)
-    forward = log_transition(proposal.z, current, h)
+    reverse = log_transition(current.z, proposal, h, preconditioner)
+    forward = log_transition(proposal.z, current, h, preconditioner)
     return current.energy - proposal.energy + reverse - forward
 
 
@@ -92,12 +105,13 @@ def _select(accept: Tensor, new: Tensor, old: Tensor) -> Tensor:
 
 
 def langevin_step(potential: Potential, state: ChainState, h: Tensor, config: PosteriorSection,
-                  generator: torch.Generator) -> tuple[ChainState, Tensor, Tensor]:
+                  generator: torch.Generator,
+                  preconditioner: Preconditioner = None) -> tuple[ChainState, Tensor, Tensor]:
     """One ULA or MALA step of every chain: (new state, acceptance probability (B,), non-finite proposals (B,))."""
-    proposal = evaluate(potential, propose(state, h, generator), config.temperature)
+    proposal = evaluate(potential, propose(state, h, generator, preconditioner), config.temperature)
     finite = torch.isfinite(proposal.energy)
     if config.method == "mala":
-        log_alpha = mala_log_ratio(state, proposal, h)
+        log_alpha = mala_log_ratio(state, proposal, h, preconditioner)
         log_alpha = torch.where(finite & ~torch.isnan(log_alpha), log_alpha, torch.full_like(log_alpha, -math.inf))
         uniform = torch.rand(h.shape, generator=generator, dtype=torch.float64, device=h.device)
         accept = uniform.log() < log_alpha
@@ -115,7 +129,7 @@ def langevin_step(potential: Potential, state: ChainState, h: Tensor, config: Po
 
 
 def run_chains(potential: Potential, z0: list[Tensor], config: PosteriorSection, generator: torch.Generator,
-               keep: Callable[[int, Tensor], None]) -> ChainStats:
+               keep: Callable[[int, Tensor], None], preconditioner: Preconditioner = None) -> ChainStats:
     """Run ``config.steps`` Langevin steps from ``z0`` and hand every kept state's image to ``keep(k, image)``.
 
     During the burn-in of an adaptive MALA each chain's ``log h`` moves by ``(a - target) / sqrt(t + 1)`` (a: the
@@ -127,6 +141,7 @@ def run_chains(potential: Potential, z0: list[Tensor], config: PosteriorSection,
         config: method, step size, burn-in, thinning, number of samples, temperature.
         generator: the only source of randomness.
         keep: called with ``k = 0 .. samples - 1`` and the (B, C, P, P) image of the chain states kept.
+        preconditioner: a fixed diagonal G (:mod:`flowprior.posterior.preconditioner`), or None.
     """
     state = evaluate(potential, [z.detach().clone() for z in z0], config.temperature)
     h = torch.full(state.energy.shape, float(config.step_size), dtype=torch.float64, device=state.energy.device)
@@ -134,7 +149,7 @@ def run_chains(potential: Potential, z0: list[Tensor], config: PosteriorSection,
     nonfinite = 0
     adapt = config.adapt and config.method == "mala"
     for t in range(config.steps):
-        state, probability, bad = langevin_step(potential, state, h, config, generator)
+        state, probability, bad = langevin_step(potential, state, h, config, generator, preconditioner)
         nonfinite += int(bad.sum())
         if t < config.burn_in:
             if adapt:

@@ -1,0 +1,71 @@
+"""How a chunk of tiles is sampled: one long chain per tile, or an ensemble of short chains per tile.
+
+``start="map"``: one chain per tile from the MAP latents, keeping every ``thin``-th state after the burn-in. Its
+samples are correlated: in the prior-dominated directions (inside holes) a chain whose step is set by the stiff,
+data-pinned directions moves by about ``sqrt(2h)`` per step, so dozens of steps explore little of them.
+
+``start="laplace"``: N independent chains per tile, each started at ``u_MAP + sqrt(G) ξ`` (G: the diagonal
+Gauss-Newton preconditioner, i.e. a diagonal Laplace approximation of the posterior around the MAP) and kept after
+its burn-in. The stiff directions, where that start is too wide, relax within a few steps; the slow ones start
+already spread by about their posterior scale. The N chains of all tiles run as one batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from flowprior.posterior.config import PosteriorSection
+from flowprior.posterior.langevin import ChainStats, run_chains
+from flowprior.posterior.preconditioner import gauss_newton_preconditioner
+from flowprior.posterior.target import energy_potential
+from flowprior.prior.base import Prior
+from flowprior.solver import Energy
+
+
+def replicate(energy: Energy, copies: int) -> Energy:
+    """The energy of ``copies`` stacked copies of the tiles (copy-major: tile t of copy k at ``k * B + t``)."""
+    forward = energy.forward
+    if forward is not None:
+        forward = lambda x, f=energy.forward: torch.cat([f(part) for part in x.chunk(copies)])
+    weight = energy.weight.repeat(copies) if isinstance(energy.weight, Tensor) else energy.weight
+    mask = None if energy.mask is None else energy.mask.repeat(copies, 1, 1, 1)
+    return dataclasses.replace(energy, observed=energy.observed.repeat(copies, 1, 1, 1), mask=mask,
+                               forward=forward, weight=weight)
+
+
+def laplace_start(z: list[Tensor], preconditioner: list[Tensor], generator: torch.Generator) -> list[Tensor]:
+    """``z + sqrt(G) ξ``: a draw of the diagonal Laplace approximation around ``z`` (a new list)."""
+    return [zi + g.sqrt() * torch.randn(zi.shape, generator=generator, dtype=zi.dtype, device=zi.device)
+            for zi, g in zip(z, preconditioner)]
+
+
+def sample_tiles(energy: Energy, prior: Prior, z0: list[Tensor], config: PosteriorSection,
+                 generator: torch.Generator, keep: Callable[[Tensor], None], prior_weight: float = 1.0) -> ChainStats:
+    """Draw ``config.samples`` posterior samples of every tile; ``keep(image)`` gets each as (B, C, P, P).
+
+    Returns the chains' stats, per tile (an ensemble's averaged over its chains).
+    """
+    copies = config.samples if config.start == "laplace" else 1
+    energy = replicate(energy, copies) if copies > 1 else energy
+    z = [zi.detach().repeat(copies, *([1] * (zi.ndim - 1))) for zi in z0]
+    preconditioner = None
+    if config.precondition or config.start == "laplace":
+        preconditioner = gauss_newton_preconditioner(energy, prior, z, generator, config.probes, prior_weight)
+    if config.start == "laplace":
+        z = laplace_start(z, preconditioner, generator)
+        config = dataclasses.replace(config, samples=1, thin=1)
+        preconditioner = preconditioner if config.precondition else None
+
+    def keep_copies(k: int, image: Tensor) -> None:
+        for part in image.chunk(copies):
+            keep(part)
+
+    stats = run_chains(energy_potential(energy, prior, prior_weight), z, config, generator, keep_copies,
+                       preconditioner)
+    tiles = z0[0].shape[0]
+    return ChainStats(stats.acceptance.reshape(copies, tiles).mean(0), stats.step_size.reshape(copies, tiles).mean(0),
+                      stats.nonfinite)

@@ -1,0 +1,200 @@
+"""Posterior samples of a whole image: the MAP's tiles, one Langevin chain per tile, blended like the MAP.
+
+Every tile's chain targets the same per-tile energy the MAP solver minimized (the recipe's data term, weight λ,
+mask and prior term), starts at the MAP latents of that tile (``prior.encode`` of the MAP image's tile) and keeps
+``config.samples`` states. Tiles are chained ``recipe.tiling.max_tiles`` at a time, like the MAP, and the
+per-tile mean and second moment are blended with the MAP's overlap weights (:mod:`flowprior.posterior.moments`),
+so memory stays bounded by the chunk and a band of rows, as for the MAP.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from flowprior import tiling
+from flowprior.errors import UsageError
+from flowprior.posterior.chains import sample_tiles
+from flowprior.posterior.config import PosteriorSection
+from flowprior.posterior.moments import RunningMoments, second_moment, variance_from_moments
+from flowprior.restoration import (
+    ImageRows,
+    RestoreRecipe,
+    _build_operator,
+    _data_weight,
+    initial_latents,
+    load_model,
+    restore_tensor,
+)
+from flowprior.solver import Energy
+
+#: ``emit(b, y0, y1, mean, std, samples)``: rows (1, C, y1 - y0, W) float32 of image ``b``; ``samples`` is
+#: (N, 1, C, y1 - y0, W) or None
+PosteriorRows = Callable[[int, int, int, Tensor, Tensor, Tensor | None], None]
+
+
+@dataclass
+class PosteriorResult:
+    """Output of :func:`sample_restoration`.
+
+    Attributes:
+        image: (B, C, H, W) the restoration, the MAP or the posterior mean (``config.output``), in [0, 1].
+        mean: (B, C, H, W) posterior mean of the (clamped) samples.
+        std: (B, C, H, W) per-pixel, per-channel posterior standard deviation, in [0, 0.5].
+        samples: (N, B, C, H, W) the samples, blended across tiles, or None unless asked for.
+        info: acceptance rate and step size (mean over tiles), non-finite rejections, timings, the config.
+    """
+
+    image: Tensor
+    mean: Tensor
+    std: Tensor
+    samples: Tensor | None
+    info: dict[str, Any]
+
+
+def _chunk_energy(recipe: RestoreRecipe, op, params: dict, observed_mask, y, grid, batch: int,
+                  rows: range) -> Energy:
+    """The MAP solver's energy for tiles ``rows`` (what :func:`flowprior.restoration.restore_rows` builds)."""
+    chunk_params = tiling.split_params_range(params, grid, batch, rows.start, rows.stop)
+    forward = (lambda x: op.forward_model(x, chunk_params)) if recipe.solver.data_term == "operator" else None
+    chunk_mask = None if observed_mask is None else tiling.split_range(observed_mask, grid, rows.start, rows.stop)
+    observed = tiling.split_range(y, grid, rows.start, rows.stop)
+    return Energy(observed=observed, mask=chunk_mask, forward=forward,
+                  weight=_data_weight(recipe.solver, op, chunk_params, observed.dtype),
+                  prior_term=recipe.solver.prior_term)
+
+
+def _chain_tiles(energy: Energy, prior, prior_weight: float, z0, config: PosteriorSection, generator,
+                 gray: bool, keep_samples: bool):
+    """Sample one chunk's tiles: (mean | second moment | samples...) stacked on channels, float64, and stats."""
+    moments, kept = RunningMoments(), []
+
+    def keep(image: Tensor) -> None:
+        image = image.clamp(0, 1)  # a sample is an image: what a saved one would hold
+        image = image.mean(1, keepdim=True) if gray else image
+        moments.add(image)
+        if keep_samples:
+            kept.append(image.to(torch.float64))
+
+    stats = sample_tiles(energy, prior, z0, config, generator, keep, prior_weight)
+    parts = [moments.mean, second_moment(moments.mean, moments.variance), *kept]
+    return torch.cat(parts, 1), stats
+
+
+def sample_rows(source: ImageRows, x_map: Tensor | tiling.RowReader, recipe: RestoreRecipe,
+                mask: Tensor | None, prior, config: PosteriorSection, generator: torch.Generator,
+                emit: PosteriorRows, keep_samples: bool = False) -> dict[str, Any]:
+    """Sample the posterior of images read by rows around their MAP restoration; hand out rows as they are final.
+
+    Args:
+        source: the degraded images (C = 1 or 3).
+        x_map: the MAP restoration, (B, C, H, W) or a row reader, in [0, 1].
+        recipe, mask, prior: exactly those of the MAP restoration (the energy must be the one it minimized).
+        config: the sampler's settings.
+        generator: the chains' only randomness (tiles are chained in order, so a seed replays the output).
+        emit: receives the mean, std and (with ``keep_samples``) samples rows, each image row once.
+
+    Returns:
+        Info: acceptance rate and final step size (mean over tiles), non-finite rejections, seconds.
+    """
+    started = time.perf_counter()
+    batch, height, width, gray = source.batch, source.height, source.width, source.channels == 1
+    channels = getattr(prior, "in_channels", 3)
+    shape = (batch, channels, height, width)
+    if mask is not None:
+        mask = (mask.reshape(-1, 1, height, width).expand(batch, -1, -1, -1) > 0.5).float()
+    op, params = _build_operator(recipe, shape, mask)
+    observed_mask = op.observed_mask(params)
+    y = _as_model_channels(source.read, channels)
+    x_map = _as_model_channels(x_map if callable(x_map) else ImageRows.of(x_map).read, channels)
+    grid = tiling.make_grid(height, width, tile=prior.patch_size, overlap=recipe.tiling.overlap,
+                            align=math.lcm(op.block_size(), 1))
+    c_out = 1 if gray else channels
+
+    def split_rows(b: int, y0: int, y1: int, rows: Tensor) -> None:
+        mean, second = rows[:, :c_out], rows[:, c_out : 2 * c_out]
+        std = variance_from_moments(mean, second).sqrt()
+        samples = None
+        if keep_samples:
+            samples = rows[:, 2 * c_out :].reshape(1, -1, c_out, y1 - y0, width).transpose(0, 1).float()
+        emit(b, y0, y1, mean.float(), std.float(), samples)
+
+    blender = tiling.Blender(grid, split_rows)
+    acceptance, step_size, nonfinite = [], [], 0
+    # an ensemble chains N copies of each tile at once: fewer tiles per chunk keep the memory the recipe planned
+    copies = config.samples if config.start == "laplace" else 1
+    per_chunk = max(1, (recipe.tiling.max_tiles or batch * grid.num_tiles * copies) // copies)
+    for rows in tiling.iter_chunks(batch * grid.num_tiles, per_chunk):
+        energy = _chunk_energy(recipe, op, params, observed_mask, y, grid, batch, rows)
+        z0 = initial_latents(prior, tiling.split_range(x_map, grid, rows.start, rows.stop), "full")
+        tiles, stats = _chain_tiles(energy, prior, recipe.solver.prior_weight, z0, config, generator, gray,
+                                    keep_samples)
+        blender.add(tiles)
+        acceptance.append(stats.acceptance)
+        step_size.append(stats.step_size)
+        nonfinite += stats.nonfinite
+    return {"config": asdict(config), "tiles": grid.num_tiles * batch,
+            "acceptance": float(torch.cat(acceptance).mean()), "step_size": float(torch.cat(step_size).mean()),
+            "nonfinite_rejections": nonfinite, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _as_model_channels(read: tiling.RowReader, channels: int) -> tiling.RowReader:
+    """Rows as the solver sees them: float in [0, 1], gray repeated into the prior's colour channels."""
+
+    def rows(b: int, y0: int, y1: int) -> Tensor:
+        out = read(b, y0, y1).float().clamp(0, 1)
+        return out.expand(-1, channels, -1, -1) if out.shape[1] == 1 else out
+
+    return rows
+
+
+def sample_restoration(y: Tensor, recipe: RestoreRecipe | None = None, mask: Tensor | None = None, prior=None,
+                       x_map: Tensor | None = None, config: PosteriorSection | None = None,
+                       generator: torch.Generator | None = None, keep_samples: bool = False) -> PosteriorResult:
+    """Posterior samples, mean and per-pixel standard deviation of a restoration.
+
+    Args:
+        y: (B, C, H, W) degraded images in [0, 1], C = 1 or 3 (not changed).
+        recipe: the restore recipe (degradation spec, operator params, solver and tiling sections).
+        mask: (B, 1, H, W), 1 = observed, 0 = missing, or None.
+        prior: a loaded prior; defaults to ``recipe.model``.
+        x_map: the MAP restoration of ``y`` under ``recipe``; computed with
+            :func:`flowprior.restoration.restore_tensor` when None.
+        config: the sampler's settings (:class:`PosteriorSection`); defaults to its defaults.
+        generator: the chains' randomness; defaults to one seeded with ``config.seed``.
+        keep_samples: also return the N samples.
+
+    Example:
+        >>> from flowprior.restoration import RestoreRecipe  # doctest: +SKIP
+        >>> out = sample_restoration(y, RestoreRecipe(degradation="noise", params={"noise.sigma": 25}))  # +SKIP
+        >>> out.std.shape == y.shape  # doctest: +SKIP
+        True
+    """
+    if y.ndim != 4 or y.shape[1] not in (1, 3) or not torch.isfinite(y).all():
+        raise UsageError(f"expected finite (B, C, H, W) images with 1 or 3 channels, got shape {tuple(y.shape)}")
+    recipe = recipe or RestoreRecipe()
+    config = config or PosteriorSection()
+    prior = prior if prior is not None else load_model(recipe.model)
+    generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
+    started = time.perf_counter()
+    if x_map is None:
+        x_map = restore_tensor(y, recipe, mask, prior).image
+    map_seconds = time.perf_counter() - started
+    mean, std = torch.empty(y.shape), torch.empty(y.shape)
+    samples = torch.empty((config.samples, *y.shape)) if keep_samples else None
+
+    def emit(b: int, y0: int, y1: int, mean_rows: Tensor, std_rows: Tensor, sample_rows: Tensor | None) -> None:
+        mean[b : b + 1, :, y0:y1], std[b : b + 1, :, y0:y1] = mean_rows, std_rows
+        if samples is not None:
+            samples[:, b : b + 1, :, y0:y1] = sample_rows
+
+    info = sample_rows(ImageRows.of(y), x_map, recipe, mask, prior, config, generator, emit, keep_samples)
+    info["map_seconds"] = round(map_seconds, 3)
+    image = mean.clamp(0, 1) if config.output == "mean" else x_map.float()
+    return PosteriorResult(image, mean, std, samples, info)
