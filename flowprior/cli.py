@@ -143,7 +143,9 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", metavar="OUT", required=True,
                         help="the restored image (.png/.tif keep 16 bit), or the output folder")
     parser.add_argument("-d", "--degradation", default=None, metavar="SPEC",
-                        help="what happened to IN, e.g. 'jpeg+noise+mask' (default: the recipe's)")
+                        help="what happened to IN, e.g. 'jpeg+noise+mask', or 'auto': estimate it (noise, JPEG "
+                        "history, holes and scratches; see 'flowprior inspect'). Default: 'auto' for folders, the "
+                        "recipe's for a file")
     parser.add_argument("--mask", metavar="M", default=None,
                         help="mask image of missing pixels: nonzero (white) = observed, 0 (black) = missing "
                         "(folders: each file's sibling STEM.mask.png is used)")
@@ -206,6 +208,8 @@ def _run_restore(args: argparse.Namespace) -> int:
     from flowprior.restoration import find_restore_recipe, split_settings
 
     recipe_settings, operator_params = split_settings(parse_set_options(args.overrides))
+    if args.degradation is None and Path(args.input).is_dir() and args.params_from is None:
+        args.degradation = "auto"  # archives hold thousands of files whose damage nobody recorded
     recipe_path = None
     if args.params_from is None:
         recipe_path = find_restore_recipe(args.recipe, args.degradation or "jpeg+noise", init=args.init)

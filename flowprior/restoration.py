@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from degradations import parse
 from flowprior import tiling
+from flowprior.auto_degradation import AUTO, ESTIMATED_OPERATORS, find_degradation, with_user_values
 from flowprior.conditioning import QUANTITIES
 from flowprior.errors import UsageError
 from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
@@ -148,11 +149,14 @@ def auto_recipe_name(spec: str, init: str | None = None, warm_start: bool = True
     """
     from flowprior.weights import EMBEDDED, warmstart_name
 
-    try:
-        op = parse(spec)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    names = frozenset(member.name for member in getattr(op, "members", [op]))
+    if spec == AUTO:  # what the estimators can find
+        names = ESTIMATED_OPERATORS
+    else:
+        try:
+            op = parse(spec)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        names = frozenset(member.name for member in getattr(op, "members", [op]))
     if warm_start and init != "identity" and names <= FAST_OPERATORS and warmstart_name("irflow") in EMBEDDED:
         return "fast"
     return AUTO_RECIPES.get(names, "default")
@@ -497,6 +501,11 @@ def restore(image, degradation: str = "jpeg+noise", mask=None, recipe: RestoreRe
     recipe = build_recipe(recipe, overrides, params or {})
     tensor, layout = _as_tensor(image, read_image)
     mask_tensor = None if mask is None else _as_tensor(mask, read_image)[0][:, :1]
+    if recipe.degradation == AUTO:
+        found = with_user_values(find_degradation(tensor[:1], image if isinstance(image, (str, Path)) else None),
+                                 recipe.params, mask_given=mask_tensor is not None)
+        recipe.degradation, recipe.params = found.spec, found.params
+        mask_tensor = found.mask if mask_tensor is None else mask_tensor
     result = restore_tensor(tensor, recipe, mask_tensor)
     return layout(result.image)
 

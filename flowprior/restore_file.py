@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 import flowprior
+from flowprior.auto_degradation import AUTO, find_degradation, with_user_values, write_mask
 from flowprior.errors import UsageError
 from flowprior.hashing import bytes_sha256, file_sha256
 from flowprior.io import (
@@ -84,6 +85,12 @@ def compare_path(target: str | Path) -> Path:
     """``out/a.png`` -> ``out/a.compare.png`` (the side-by-side review image)."""
     target = Path(target)
     return target.with_name(target.stem + ".compare.png")
+
+
+def detected_mask_path(target: str | Path) -> Path:
+    """Where ``--degradation auto`` writes the mask it detected (and the sidecar's replay reads it): STEM.mask.png."""
+    target = Path(target)
+    return target.with_name(f"{target.stem}.mask.png")
 
 
 def read_mask(path: str | Path, invert: bool = False) -> torch.Tensor:
@@ -174,8 +181,17 @@ def restore_file(
         operator_params=operator_params, steps=steps, seed=seed, init=init, model=model, chroma=chroma,
         strength=strength, max_memory=memory_planner, threads=threads,
     )
+    found = None
+    if resolved.degradation == AUTO:  # estimate what happened (a user's --set value or --mask wins)
+        found = with_user_values(find_degradation(read_image(source, accept_truncated=accept_truncated).pixels,
+                                                  source), resolved.params, mask_given=mask is not None)
+        resolved.degradation, resolved.params = found.spec, found.params
+    detected_mask = None if found is None or found.mask is None else detected_mask_path(target)
     written = [target, sidecar_path(target)] + ([compare_path(target)] if compare else [])
-    check_writable(written, [source, mask, params_from, replay and replay["mask"]], overwrite)
+    check_writable(written + [detected_mask] * bool(detected_mask),
+                   [source, mask, params_from, replay and replay["mask"]], overwrite)
+    if detected_mask:
+        mask = write_mask(found.mask, detected_mask)
     if replay:
         mask, invert_mask = replay["mask"], replay["invert_mask"]
         chroma, strength = replay["chroma"], replay["strength"]
@@ -342,6 +358,7 @@ def restore_file(
         "libraries": _library_versions(),
         "warnings": notes,
         "jpeg_from_file": jpeg_note,  # what the input's own JPEG tables said, when it is a JPEG
+        "estimated": None if found is None else found.report,  # --degradation auto: every estimate + confidence
     }
     atomic_write_bytes(sidecar_path(target), json.dumps(sidecar, indent=2).encode())
     pending_path(target).unlink(missing_ok=True)  # the image and its sidecar are complete
