@@ -39,7 +39,7 @@ def test_auto_takes_the_fast_recipe():
 
 
 def test_cli_auto_reads_the_jpeg_file_and_records_every_estimate(tmp_path, capsys):
-    clean, source = noisy_jpeg_astronaut(tmp_path)
+    _, source = noisy_jpeg_astronaut(tmp_path)
     target = tmp_path / "out.png"
     code, _, err = run(capsys, "restore", source, "-o", target, "--degradation", "auto", "--threads", "1")
     assert code == 0, err

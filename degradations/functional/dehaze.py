@@ -38,7 +38,7 @@ def estimate_airlight(y: Tensor, patch: int = 15, top: float = 0.001) -> Tensor:
     posing as the sky.
     """
     dark = dark_channel(y, patch).flatten(1)
-    count = max(1, int(round(top * dark.shape[1])))
+    count = max(1, round(top * dark.shape[1]))
     index = dark.topk(count, dim=1).indices
     brightest = y.amax(dim=1).flatten(1)
     return brightest.gather(1, index).mean(dim=1)
