@@ -190,14 +190,14 @@ def test_dry_run_estimates_and_writes_nothing(tmp_path, model, capsys):
 def test_a_fatal_disk_error_stops_the_batch_with_exit_code_3(tmp_path, model, capsys, monkeypatch):
     import errno
 
-    import flowprior.restore_file as restore_module
+    import flowprior.pipeline.write as write_module
 
     make_folder(tmp_path / "in", 3)
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(restore_module, "write_array", full_disk)
+    monkeypatch.setattr(write_module, "write_array", full_disk)
     code, _, stderr = run(
         capsys, "restore", tmp_path / "in", "-o", tmp_path / "out", "--model", model, *FAST, "--quiet"
     )

@@ -129,3 +129,31 @@ def test_every_name_in_the_architecture_page_exists():
     assert len(names) >= 20
     missing = sorted(n for n in names if not _resolves(n))
     assert not missing, f"docs/ARCHITECTURE.md names what the code no longer has: {missing}"
+
+
+# ------------------------------------------------------------------------- the stages the page names are the code's
+
+STAGE_RUNNERS = {"flowprior/pipeline/run.py": "run_restore", "flowprior/pipeline/rows.py": "restore_rows"}
+NOT_STAGES = ("pipeline.recipe",)  # the recipe and its prior are what the stages work with, not a stage
+
+
+def _stages_called(path: Path, function: str) -> set[str]:
+    """``module.name`` of every function from ``flowprior.pipeline`` (but :data:`NOT_STAGES`) that ``function`` in
+    ``path`` calls by name."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    imported = {alias.asname or alias.name: f"{node.module.removeprefix('flowprior.')}.{alias.name}"
+                for node in tree.body if isinstance(node, ast.ImportFrom) and node.module
+                and node.module.startswith("flowprior.pipeline.") and node.module.removeprefix("flowprior.") not in NOT_STAGES
+                for alias in node.names}
+    body = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function)
+    return {imported[n.func.id] for n in ast.walk(body)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in imported}
+
+
+def test_the_diagram_names_every_stage_the_pipeline_runs():
+    diagram = "\n".join(next(b for b in _blocks(ARCHITECTURE.read_text()) if b and b[0] == "IN file"))
+    root = ARCHITECTURE.parents[1]
+    stages = {name for path, function in STAGE_RUNNERS.items() for name in _stages_called(root / path, function)}
+    assert len(stages) >= 10, f"expected the stage functions of the pipeline, found {sorted(stages)}"
+    missing = sorted(name for name in stages if name not in diagram.split())
+    assert not missing, f"stages the pipeline runs that the diagram of docs/ARCHITECTURE.md does not name: {missing}"

@@ -73,11 +73,11 @@ def dry_run(items, todo, recipe, prior, cost, options, summary, echo, compare: b
 
 def _plan_row(row: dict, item, recipe, prior, cost, budget: int, baseline: int, steps: int, compare: bool) -> None:
     """Size, tiles, seconds and the memory plan of one file that would be restored (``fail`` when it cannot fit)."""
-    from flowprior.restoration import streams
+    from flowprior.pipeline.streaming import streams
 
     (h, w), header = item.size, item.header
     buffers = image_buffers(header.channels, header.alpha, header.bit_depth, item.target.suffix, compare,
-                            streams(recipe, item.mask is not None))
+                            streams(recipe, item.mask is not None, h, w))
     tiles = tile_count(h, w, recipe, prior.patch_size)
     row.update(size=[h, w], tiles=tiles, seconds=round(tiles * steps * cost.seconds_per_tile_step, 1))
     try:

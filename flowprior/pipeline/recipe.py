@@ -1,0 +1,125 @@
+"""The restore recipe: typed settings (solver, tiling, warm start, model, seed) and how they are resolved from a
+recipe file, ``--set`` overrides and ``--steps``; and the prior a recipe names (:func:`load_model`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from flowprior.errors import UsageError
+from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
+from flowprior.solver import Stage, coarse_to_fine
+
+RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "init_unknown", "model",
+                   "seed")
+
+
+@dataclass
+class SolverSection:
+    data_term: str = "operator"  # "operator": the degradation's forward model; "identity": the paper's A = id
+    prior_term: str = "latent"  # "flow": full -log p(T(u)); "latent": -log N(u) only
+    weight: float = 50.0  # λ, on the sum of squared errors of [0, 1] pixels
+    # λ = t / (2σ²) from the noise the degradation declares (flowprior.solver.weighting); None = always `weight`
+    noise_temperature: float | None = None
+    optimizer: str = "adam"
+    lr: float = 0.05
+    lr_decay: str = "cosine"  # "cosine" or "constant" (the paper) within each stage
+    steps_per_stage: int = 50
+    final_steps: int = 150
+    prior_weight: float = 1.0
+    init_latent: str = "coarsest"  # "coarsest" (paper Eq. 19: finer levels at their means), "full", "zero"
+    # JPEG data term: exact rounding with a straight-through gradient (= JPEG cell consistency). A soft rounding
+    # (finite hardness) has near-zero gradient inside each cell and let the prior wash out detail (tuning log).
+    jpeg_hardness: float = math.inf
+
+    def __post_init__(self):
+        for name, value, choices in [("data_term", self.data_term, ("operator", "identity")),
+                                     ("prior_term", self.prior_term, ("flow", "latent")),
+                                     ("optimizer", self.optimizer, ("adam", "lbfgs")),
+                                     ("init_latent", self.init_latent, ("coarsest", "full", "zero"))]:
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, not {value!r}")
+        if self.noise_temperature is not None and self.noise_temperature <= 0:
+            raise ValueError("noise_temperature must be positive (or null to use the fixed weight)")
+        if self.weight < 0 or self.lr <= 0 or self.steps_per_stage < 0 or self.final_steps < 0:
+            raise ValueError("weight >= 0, lr > 0 and non-negative step counts are required")
+
+
+@dataclass
+class TilingSection:
+    overlap: int = 8  # the paper's margin M = 4 on each side
+    max_tiles: int | None = None  # solve at most this many tiles at once (bounds memory); None = all
+
+
+@dataclass
+class RestoreRecipe:
+    degradation: str = "jpeg+noise"
+    params: dict[str, Any] = field(default_factory=dict)  # operator arguments, e.g. {"jpeg.quality": 30}
+    solver: SolverSection = field(default_factory=SolverSection)
+    tiling: TilingSection = field(default_factory=TilingSection)
+    init: str = "identity"
+    init_checkpoint: str | None = None  # the learned warm start's checkpoint (resflow, irflow, flowie)
+    # quantities a conditioned warm start is told are unknown ("noise", "jpeg"): blind use of the same model
+    init_unknown: list[str] = field(default_factory=list)
+    model: str = "default"  # "default" (embedded) or a checkpoint path
+    seed: int = 0
+
+    def stages(self, num_levels: int) -> list[Stage]:
+        s = self.solver
+        return coarse_to_fine(num_levels, s.steps_per_stage, s.final_steps, s.lr, s.prior_weight, s.lr_decay)
+
+
+@dataclass
+class RestoreResult:
+    image: Tensor  # (B, C, H, W) in [0, 1]
+    info: dict[str, Any]
+
+
+def split_settings(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``--set`` items into recipe overrides (``solver.weight``) and operator arguments (``jpeg.quality``)."""
+    recipe, operator = {}, {}
+    for key, value in settings.items():
+        (recipe if key.split(".")[0] in RECIPE_SECTIONS else operator)[key] = value
+    return recipe, operator
+
+
+def with_total_steps(recipe: RestoreRecipe, steps: int, num_levels: int) -> RestoreRecipe:
+    """Rescale the schedule to ``steps`` in all, keeping the paper's proportions (final stage = 3 x the others)."""
+    if steps < num_levels:
+        raise UsageError(f"--steps must be at least the number of latent levels ({num_levels})")
+    per_stage = steps // (num_levels + 2)
+    recipe.solver.steps_per_stage = per_stage
+    recipe.solver.final_steps = steps - per_stage * (num_levels - 1)
+    return recipe
+
+
+def build_recipe(recipe: RestoreRecipe | str | Path | None, overrides: dict[str, Any],
+                 operator_params: dict[str, Any]) -> RestoreRecipe:
+    """A recipe (object, YAML path or defaults) + dotted recipe overrides + operator arguments.
+
+    Operator arguments are kept apart because their own keys are dotted (``jpeg.quality``).
+    """
+    if isinstance(recipe, RestoreRecipe):
+        data = to_dict(recipe)
+        for key, value in overrides.items():
+            set_dotted(data, key, value)
+        resolved = from_dict(RestoreRecipe, data)
+    else:
+        resolved = load_recipe(RestoreRecipe, recipe, overrides)
+    resolved.params = {**resolved.params, **operator_params}
+    return resolved
+
+
+def load_model(name_or_path: str):
+    """The prior a recipe's ``model`` names: ``"default"`` (embedded, checked against its sha256) or a path."""
+    from flowprior.prior.checkpoint import load_prior
+    from flowprior.weights import embedded_path
+
+    if name_or_path in ("default",):
+        path, sha256 = embedded_path(name_or_path)
+        return load_prior(path, expected_sha256=sha256)
+    return load_prior(name_or_path)
