@@ -11,9 +11,11 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from degradations import Degradation
+from degradations.registry import Registry
 from flowprior.errors import UsageError
 
-_REGISTRY: dict[str, Callable[..., Initializer]] = {}
+#: initializer factories by name (the classes, for the built-ins), filled by :func:`register_initializer`
+INITIALIZERS: Registry[Callable[..., Initializer]] = Registry("initializer")
 
 
 class Initializer(nn.Module, ABC):
@@ -27,25 +29,30 @@ class Initializer(nn.Module, ABC):
 
 
 def register_initializer(name: str):
+    """Decorator: make a factory (an :class:`Initializer` class) available to :func:`get_initializer` as ``name``.
+
+    Raises:
+        ValueError: when the name is not an identifier or is already taken.
+    """
+
     def wrap(factory):
-        if name in _REGISTRY:
-            raise ValueError(f"initializer {name!r} is already registered")
-        _REGISTRY[name] = factory
-        return factory
+        return INITIALIZERS.add(name, factory)
 
     return wrap
 
 
 def available_initializers() -> list[str]:
-    return sorted(_REGISTRY)
+    return INITIALIZERS.names()
 
 
 def initializer_factory(name: str) -> Callable[..., Initializer] | None:
     """What :func:`get_initializer` would call for ``name`` (a class for the built-ins), or None if unknown."""
-    return _REGISTRY.get(name)
+    return INITIALIZERS.find(name)
 
 
 def get_initializer(name: str, **kwargs) -> Initializer:
-    if name not in _REGISTRY:
+    """The initializer ``name`` made with ``kwargs``; a UsageError (exit 2) names the valid ones when unknown."""
+    factory = INITIALIZERS.find(name)
+    if factory is None:
         raise UsageError(f"unknown initializer {name!r} (available: {', '.join(available_initializers())})")
-    return _REGISTRY[name](**kwargs)
+    return factory(**kwargs)

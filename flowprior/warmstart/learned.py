@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from degradations import Degradation
+from degradations.registry import Registry
 from flowprior.conditioning import condition_maps, describe
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
@@ -26,7 +27,8 @@ from flowprior.warmstart.base import Initializer, initializer_factory
 from flowprior.warmstart.consistency import consistent_with_input
 from flowprior.warmstart.identity import fill_missing_pixels
 
-_METHODS: dict[str, type[WarmStartModel]] = {}
+#: model types by their ``method``, the name their checkpoints store (filled by :func:`register_method`)
+METHODS: Registry[type[WarmStartModel]] = Registry("warm-start method")
 
 
 def train_command(method: str) -> str:
@@ -36,14 +38,11 @@ def train_command(method: str) -> str:
 
 def register_method(cls: type[WarmStartModel]) -> type[WarmStartModel]:
     """Class decorator: make a model type loadable from checkpoints under ``cls.method``."""
-    if cls.method in _METHODS:
-        raise ValueError(f"warm-start method {cls.method!r} is already registered")
-    _METHODS[cls.method] = cls
-    return cls
+    return METHODS.add(cls.method, cls)
 
 
 def available_methods() -> list[str]:
-    return sorted(_METHODS)
+    return METHODS.names()
 
 
 def gaussian_like(x: Tensor, generator: torch.Generator) -> Tensor:
@@ -106,9 +105,9 @@ def build_warmstart(config: dict[str, Any]) -> WarmStartModel:
 
     config = dict(config)
     method = config.pop("method", None)
-    if method not in _METHODS:
+    cls = METHODS.find(method)
+    if cls is None:
         raise UsageError(f"unknown warm-start method {method!r} (known: {', '.join(available_methods())})")
-    cls = _METHODS[method]
     try:
         return cls(cls.config_class(**config))
     except TypeError as error:
