@@ -27,7 +27,7 @@ class SolveResult:
 
     Attributes:
         image: (B, C, P, P) decoded restoration, finite, clamped to [0, 1].
-        latents: final latents, finest first.
+        latents: the last finite iterate of every tile, finest first.
         stage_energies: per stage, the mean tile energy at its start and end.
         rollbacks: number of tile-steps rolled back because the energy was not finite.
         seconds: wall time.
@@ -109,27 +109,27 @@ class LatentMAPSolver:
         started = time.perf_counter()
         levels = len(init)
         z = [zi.detach().clone() for zi in init]  # never touch the caller's tensors
-        best_z = [zi.clone() for zi in z]
+        last_finite_z = [zi.clone() for zi in z]
         result = SolveResult(image=torch.empty(0), latents=z)
         for stage in stages:
             if stage.active > levels:
                 raise ValueError(f"stage frees {stage.active} levels but the prior has {levels}")
             free = list(range(levels - stage.active, levels))  # coarsest `active` levels
             run = self._run_lbfgs if self.optimizer == "lbfgs" else self._run_adam
-            first, last, rollbacks = run(energy, z, best_z, free, stage)
+            first, last, rollbacks = run(energy, z, last_finite_z, free, stage)
             result.rollbacks += rollbacks
             result.stage_energies.append({"active": stage.active, "steps": stage.steps, "start": first, "end": last})
         with torch.no_grad():
-            image = self.prior.decode(best_z)
+            image = self.prior.decode(last_finite_z)
         bad = ~torch.isfinite(image).flatten(1).all(1)
-        if bad.any():  # even the best iterate of a tile decoded badly: fall back to its observation
+        if bad.any():  # even the last finite iterate of a tile decoded badly: fall back to its observation
             image[bad] = energy.observed[bad]
         result.image = torch.nan_to_num(image, nan=0.5).clamp(0, 1)
-        result.latents = best_z
+        result.latents = last_finite_z
         result.seconds = time.perf_counter() - started
         return result
 
-    def _run_adam(self, energy: Energy, z: list[Tensor], best_z: list[Tensor], free: list[int], stage: Stage):
+    def _run_adam(self, energy: Energy, z: list[Tensor], last_finite_z: list[Tensor], free: list[int], stage: Stage):
         variables = [z[i] for i in free]
         optimizer = _TileAdam(variables, stage.lr)
         tiles = z[0].shape[0]
@@ -142,12 +142,12 @@ class LatentMAPSolver:
                 finite &= torch.isfinite(g).flatten(1).all(1)
             with torch.no_grad():
                 for i in range(len(z)):  # remember the last finite iterate of every tile
-                    best_z[i][finite] = z[i][finite]
+                    last_finite_z[i][finite] = z[i][finite]
                 if not finite.all():
                     broken = ~finite
                     rollbacks += int(broken.sum())
                     for i in range(len(z)):
-                        z[i][broken] = best_z[i][broken]
+                        z[i][broken] = last_finite_z[i][broken]
                     optimizer.reset(broken)
             mean = float(values[finite].mean()) if finite.any() else float("nan")
             if step == 0:
@@ -161,7 +161,7 @@ class LatentMAPSolver:
                 self.progress(tiles)
         return first, last, rollbacks
 
-    def _run_lbfgs(self, energy: Energy, z: list[Tensor], best_z: list[Tensor], free: list[int], stage: Stage):
+    def _run_lbfgs(self, energy: Energy, z: list[Tensor], last_finite_z: list[Tensor], free: list[int], stage: Stage):
         variables = [z[i].requires_grad_(True) for i in free]
         optimizer = torch.optim.LBFGS(variables, lr=stage.lr, max_iter=1, line_search_fn="strong_wolfe")
         record = {"first": float("nan"), "last": float("nan")}
@@ -181,14 +181,14 @@ class LatentMAPSolver:
             with torch.no_grad():
                 if finite:
                     for i in range(len(z)):
-                        best_z[i].copy_(z[i])
+                        last_finite_z[i].copy_(z[i])
                     record["last"] = float(loss) / z[0].shape[0]
                     if step == 0:
                         record["first"] = record["last"]
                 else:  # L-BFGS couples tiles through its line search, so a rollback is global
                     rollbacks += z[0].shape[0]
                     for i in range(len(z)):
-                        z[i].copy_(best_z[i])
+                        z[i].copy_(last_finite_z[i])
                     optimizer = torch.optim.LBFGS(variables, lr=optimizer.defaults["lr"] * 0.5, max_iter=1,
                                                   line_search_fn="strong_wolfe")
             if self.progress:
