@@ -211,6 +211,25 @@ def load_resume_state(last: Path, recipe, model, optimizer, generator, state: di
     state.update(payload["meta"]["train_state"])
 
 
+def start_state(recipe, model, optimizer, generator, world, resume_from: Path | None) -> dict[str, Any]:
+    """The run's counters: fresh, or continued from ``resume_from`` (a ``last.pt``: weights, optimizer and generator
+    too); a rank other than 0 reseeds its generator, so every rank draws its own share of each batch."""
+    state = {"step": 0, "skipped": 0, "seconds": 0.0, "best_val_psnr": None, "phase": model.phases[0],
+             "phase_start": 0}
+    if resume_from is not None:
+        load_resume_state(resume_from, recipe, model, optimizer, generator, state)
+    if world.rank:
+        generator.manual_seed(recipe.optim.seed + 1000 * world.rank + state["step"])
+    return state
+
+
+def input_psnrs(sets: list[ValidationSet]) -> dict[str, float]:
+    """The degraded inputs' held-out PSNR per mixture member and their mean (``"mean"``): the baseline."""
+    scores = {v.name: v.input_psnr for v in sets}
+    scores["mean"] = round(sum(scores.values()) / len(sets), 4)
+    return scores
+
+
 def learning_rate(opt: WarmstartOptimSection, step: int, phase_steps: int) -> float:
     """Linear warmup, then a cosine from ``lr`` down to ``final_lr_fraction * lr`` at the phase's last step."""
     warm = min(1.0, (step + 1) / max(1, opt.warmup_steps))
@@ -249,17 +268,11 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
     conditioned = model.conditioned
     optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
     generator = torch.Generator().manual_seed(opt.seed)
-    state = {"step": 0, "skipped": 0, "seconds": 0.0, "best_val_psnr": None, "phase": model.phases[0],
-             "phase_start": 0}
     last = out / "last.pt"
-    if resume and last.exists():
-        load_resume_state(last, recipe, model, optimizer, generator, state)
-    if world.rank:  # every rank draws its own share of each batch
-        generator.manual_seed(opt.seed + 1000 * world.rank + state["step"])
+    state = start_state(recipe, model, optimizer, generator, world, last if resume and last.exists() else None)
     world.broadcast(model.parameters())
     val_sets = validation_sets(val_source, mixture, opt.val_patches, opt.seed, conditioned)
-    input_psnr = {v.name: v.input_psnr for v in val_sets}
-    input_psnr["mean"] = round(sum(input_psnr.values()) / len(val_sets), 4)
+    input_psnr = input_psnrs(val_sets)
     recipe_dict = to_dict(recipe)
 
     def meta() -> dict[str, Any]:
