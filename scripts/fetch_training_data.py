@@ -31,8 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import unpack_formats as uf
+import unpack_formats as uf  # the sibling script: run as a script, Python puts this folder first on sys.path
 
 _ES_LAND = "usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land"
 _KRANK = "usr/share/games/krank/levels/unera-backgrounds"

@@ -12,11 +12,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-_PATH = Path(__file__).resolve().parents[1] / "scripts" / "fetch_training_data.py"
-_spec = importlib.util.spec_from_file_location("fetch_training_data", _PATH)
-ft = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("fetch_training_data", ft)
-_spec.loader.exec_module(ft)
+_SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _load_script(name: str):
+    """A script of scripts/ as the module ``name`` (what ``python scripts/NAME.py`` runs, where a sibling script
+    imports as a plain module because Python puts the script's folder first on sys.path)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_load_script("unpack_formats")  # what fetch_training_data imports
+ft = _load_script("fetch_training_data")
 
 
 def _png(w: int, h: int, seed: int) -> bytes:
