@@ -37,13 +37,9 @@ class FoundDegradation:
 
 def find_degradation(image: Tensor, path: str | Path | None = None) -> FoundDegradation:
     """Estimate the damage of ``image`` ((1, C, H, W) in [0, 1]); ``path``: its file (a JPEG's own tables)."""
-    spec, params, report = estimate_degradation(image, path)
-    report = dict(report)
-    mask = report.pop("observed_mask", None)
-    members = spec.split("+")
-    # the restore binds a mask tensor itself; the estimator's "mask.*" entries describe a file it did not write
-    params = {key: value for key, value in params.items() if not key.startswith("mask.")}
-    return FoundDegradation(spec, params, mask.float() if "mask" in members and mask is not None else None, report)
+    found = estimate_degradation(image, path)  # its params never hold "mask.*": the mask is the tensor
+    report = {**found.report, "confidence": found.confidence}
+    return FoundDegradation(found.spec, dict(found.params), found.mask, report)
 
 
 def with_user_values(found: FoundDegradation, params: dict[str, Any], mask_given: bool) -> FoundDegradation:

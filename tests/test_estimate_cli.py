@@ -28,10 +28,12 @@ def test_estimate_degradation_composes_an_operator(tmp_path):
     from flowprior.io import read_image
 
     path = _degraded(tmp_path)
-    spec, params, report = estimate_degradation(read_image(path).pixels, path=path)
-    assert spec == "mask+noise" and abs(params["noise.sigma"] - 8) <= 1.0
-    assert report["observed_mask"].shape == (1, 1, 160, 224) and 0.02 < report["defects"]["coverage"] < 0.08
-    assert {"confidence"} <= set(report["noise"]) and {"confidence"} <= set(report["jpeg"])
+    found = estimate_degradation(read_image(path).pixels, path=path)
+    assert found.spec == "mask+noise" and abs(found.params["noise.sigma"] - 8) <= 1.0
+    assert set(found.params) == {"noise.sigma"}  # the mask travels as a tensor, not as parameters
+    parse(found.spec, found.params)  # the operator parser accepts what was found
+    assert found.mask.shape == (1, 1, 160, 224) and 0.02 < 1 - found.mask.mean() < 0.08
+    assert set(found.confidence) == {"noise", "jpeg", "mask"} and found.confidence["mask"] > 0.5
 
 
 def test_inspect_json_and_mask(tmp_path, capsys):

@@ -4,10 +4,11 @@
 * :mod:`flowprior.estimate.jpeg` — quantization tables / subsampling / IJG quality from a JPEG file; grid and
   quality from decoded pixels.
 * :mod:`flowprior.estimate.defects` — mask of constant-filled holes and thin scratches.
-* :mod:`flowprior.estimate.report` — :func:`estimate_degradation`: everything composed into an operator spec
-  and parameters, with a confidence per estimate (``flowprior inspect``).
+* :mod:`flowprior.estimate.report` — :func:`estimate_degradation` → :class:`DegradationEstimate` (``spec``,
+  ``params``, ``mask``, ``confidence``, ``report``): everything composed into an operator, with a confidence
+  per estimate (``flowprior inspect``, ``--degradation auto``).
 """
 
-from flowprior.estimate.report import estimate_degradation
+from flowprior.estimate.report import DegradationEstimate, estimate_degradation
 
-__all__ = ["estimate_degradation"]
+__all__ = ["DegradationEstimate", "estimate_degradation"]

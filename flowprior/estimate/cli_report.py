@@ -19,22 +19,25 @@ def inspect_file(path: str | Path, save_mask: str | None = None) -> dict:
         ImageReadError: when the file is not a readable image.
     """
     image = read_image(path)
-    _spec, params, report = estimate_degradation(image.pixels, path=path)
-    mask = report.pop("observed_mask")
+    est = estimate_degradation(image.pixels, path=path)
     found = {
         "image": str(path),
         "size": list(image.pixels.shape[-2:]),
         "bit_depth": image.bit_depth,
-        **report,
+        "spec": est.spec,
+        "params": est.params,
+        "confidence": est.confidence,
+        **est.report,
     }
     if save_mask is not None:
         folder = Path(path).parent if save_mask == "" else Path(save_mask)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{Path(path).stem}.estimated-mask.png"
-        PILImage.fromarray((mask[0, 0].numpy() * 255).astype(np.uint8)).save(target)
+        observed = np.ones(image.pixels.shape[-2:]) if est.mask is None else est.mask[0, 0].numpy()
+        PILImage.fromarray((observed * 255).astype(np.uint8)).save(target)
         found["mask_file"] = str(target)
-        if "mask.kind" in params:
-            found["params"] = {**params, "mask.path": str(target)}
+        if est.mask is not None:  # pasted on a command line, the mask must come from the file
+            found["params"] = {**est.params, "mask.kind": "file", "mask.path": str(target)}
     return found
 
 

@@ -6,7 +6,9 @@ A classical detector, tuned on photos other than the test photos (benchmarks/est
    (a red coat in shadow) usually keeps one channel up.
 2. Hysteresis threshold: seeds where the 3×3 median of ``darkest`` is below ``t_seed``, grown by up to
    :data:`_GROW_REACH` pixels through pixels below ``t_grow``; both thresholds rise with the noise σ̂ (the
-   fill gets noise added and clipped at 0, and a JPEG rings around it).
+   fill gets noise added and clipped at 0, and a JPEG rings around it), but only up to σ̂ =
+   :data:`THRESHOLD_SIGMA_CAP`: beyond it a noisy fill and a noisy dark scene look alike, and only the
+   shape tests still tell them apart (larger σ̂: defects are missed rather than invented).
 3. Large dark areas are the photo's own (night sky, black background): every candidate region that contains a
    dark square of side :data:`LARGEST_HOLE` + 1 is dropped, so holes larger than that, and defects touching a
    large dark area, are missed (the documented failure modes).
@@ -15,6 +17,19 @@ A classical detector, tuned on photos other than the test photos (benchmarks/est
 5. What is left must be shaped like a defect: a union of axis-aligned squares (side >= 5: it survives an
    opening with such a square nearly unchanged) or a line at most ~5 px wide. Crushed black shadows with
    curved outlines fail this; thin natural dark lines pass it (a failure mode).
+
+After noise and JPEG the fill is no longer black in every channel (4:2:0 chroma bleeds the surrounding colour
+into a 3 px scratch), so a second detector on the full-resolution *luma* runs too and the two masks are
+united:
+
+6. The local background is the luma's closing with a :data:`LARGEST_HOLE` + 1 square (it fills every dark
+   structure narrower than that); seeds are dark pixels (3×3 median ≤ 6 + 1.5 σ̂) at least 25 below it,
+   grown within 2 px through pixels below half the background (the edge of a blurred step) and below
+   28 + 3 σ̂.
+7. Steps 4–5 apply, and each region's median luma must be that of a black fill after noise
+   (≤ 2 + 1.6 σ̂): dark natural objects (a rock at dusk, a horse's coat) are a few levels brighter.
+
+Both were tuned on the training pool's validation photos (benchmarks/estimation_tuning.py).
 """
 
 from __future__ import annotations
@@ -24,7 +39,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from flowprior.estimate.planes import as_planes
+from flowprior.estimate.planes import as_planes, luma
 
 #: side (px) of the largest square hole the detector reports; darker areas that hold a larger square are scene
 LARGEST_HOLE = 40
@@ -38,6 +53,14 @@ _MIN_SQUARE = 5  # smallest hole side the square test knows
 _THIN_RADIUS = 2.5  # px: scratches up to ~5 px wide
 _SHAPE_TOLERANCE = 0.02  # share of a region an opening may remove and still call it squares (noise-free)
 _SHAPE_TOLERANCE_PER_SIGMA = 0.02  # noise and JPEG rag the outline
+_SHAPE_TOLERANCE_MAX = 0.12  # ... but a blob that loses only an eighth of itself to an opening is no square
+#: σ̂ above this no longer loosens the thresholds: a black fill with that much noise looks like any dark part
+#: of the scene with noise, and at σ 15 the looser tests took 3 % of a validation photo (median) for defects
+THRESHOLD_SIGMA_CAP = 8.0
+_LUMA_SEED_BASE, _LUMA_SEED_PER_SIGMA = 6.0, 1.5
+_LUMA_GROW_BASE, _LUMA_GROW_PER_SIGMA = 28.0, 3.0
+_LUMA_CONTRAST = 25.0  # a seed is at least this far below its local background
+_FILL_MEDIAN_BASE, _FILL_MEDIAN_PER_SIGMA = 2.0, 1.6  # a black fill's median luma after noise (step 7)
 
 
 @dataclass
@@ -134,6 +157,37 @@ def _keep_contrasting(
     return keep[labels], int(keep.sum())
 
 
+def _luma_candidates(y: np.ndarray, sigma: float) -> np.ndarray:
+    """uint8 0/1: dark pixels well below the local background, grown to the half-background edge (step 6)."""
+    smooth = cv2.medianBlur(np.clip(y, 0, 255).astype(np.uint8), 3).astype(np.float64)
+    side = LARGEST_HOLE + 1
+    background = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, np.ones((side, side), np.uint8))
+    seeds = (smooth <= _LUMA_SEED_BASE + _LUMA_SEED_PER_SIGMA * sigma) & (
+        background - smooth >= _LUMA_CONTRAST
+    )
+    near = cv2.dilate(seeds.astype(np.uint8), np.ones((2 * _GROW_REACH + 1,) * 2, np.uint8)) > 0
+    limit = np.minimum(_LUMA_GROW_BASE + _LUMA_GROW_PER_SIGMA * sigma, 0.5 * background)
+    return ((near & (y <= limit)) | seeds).astype(np.uint8)
+
+
+def _black_filled(missing: np.ndarray, y: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
+    """Keep the regions whose median luma is that of a black fill after noise (step 7)."""
+    count, labels = cv2.connectedComponents(missing.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return missing, 0
+    medians = np.array([np.median(y[labels == label]) for label in range(1, count)])
+    keep = np.concatenate([[False], medians <= _FILL_MEDIAN_BASE + _FILL_MEDIAN_PER_SIGMA * sigma])
+    return keep[labels], int(keep.sum())
+
+
+def _luma_defects(planes: np.ndarray, sigma: float, tolerance: float) -> np.ndarray:
+    """bool mask of the luma detector (steps 6–7)."""
+    y = luma(planes)
+    candidates = _luma_candidates(y, sigma)
+    shaped, _ = _keep_contrasting(candidates, y, tolerance)
+    return _black_filled(shaped, y, sigma)[0]
+
+
 def detect_defects(image: object, noise_sigma: float = 0.0) -> DefectEstimate:
     """Mask of dark-filled holes and scratches (see the module docstring).
 
@@ -144,15 +198,17 @@ def detect_defects(image: object, noise_sigma: float = 0.0) -> DefectEstimate:
     """
     planes = as_planes(image)
     darkest = planes.max(axis=-1)
-    sigma = float(np.clip(np.nan_to_num(noise_sigma), 0.0, 60.0))
+    sigma = float(np.clip(np.nan_to_num(noise_sigma), 0.0, THRESHOLD_SIGMA_CAP))
     candidates = _candidates(darkest, sigma)
     scene = _scene_dark(candidates)
     notes = []
     if scene.any():
         notes.append(f"{scene.mean():.1%} of the image is a large dark area, taken as scene (not a defect)")
         candidates[scene] = 0
-    tolerance = _SHAPE_TOLERANCE + _SHAPE_TOLERANCE_PER_SIGMA * sigma
-    missing, regions = _keep_contrasting(candidates, darkest, tolerance)
+    tolerance = min(_SHAPE_TOLERANCE + _SHAPE_TOLERANCE_PER_SIGMA * sigma, _SHAPE_TOLERANCE_MAX)
+    missing, _ = _keep_contrasting(candidates, darkest, tolerance)
+    missing |= _luma_defects(planes, sigma, tolerance)
+    regions = cv2.connectedComponents(missing.astype(np.uint8), connectivity=8)[0] - 1
     # confidence: defect pixels close to the fill value are unambiguous; a mask of barely-dark pixels is not
     confidence = 0.0 if not missing.any() else float(np.clip(1.0 - np.median(darkest[missing]) / 64.0, 0, 1))
     return DefectEstimate(missing, regions, confidence, notes)

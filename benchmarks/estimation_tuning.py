@@ -1,0 +1,112 @@
+"""Tuning of the noise and defect estimators (issue 15) on the training pool's *validation* photos only.
+
+The photos are the validation side of :func:`flowprior.data.split_pool` over data/train (22 files), shrunk by
+area averaging (factor >= 2, long side <= 640) so that their own JPEG/WebP history and grain mostly go; the
+test photos of benchmarks/estimation.py are never read here.
+
+    python -m benchmarks.estimation_tuning --part floor     # texture floor F of the never-compressed σ̂
+    python -m benchmarks.estimation_tuning --part jpeg      # σ̂ before JPEG, on the clean-source photos
+    python -m benchmarks.estimation_tuning --part defects   # defect precision / recall
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import flowprior.estimate.noise as noise_module
+from benchmarks.estimation import NOISE_JPEG_QUALITIES, SIGMAS, degrade
+from flowprior.data import list_photos, split_pool
+from flowprior.estimate.defects import detect_defects
+from flowprior.estimate.jpeg import ijg_tables
+
+FLOORS = (0.0, 1.0, 1.25, 1.5, 1.75)
+CLEAN_LIMIT = 1.5  # a validation photo is "clean-source" when its own σ̂ (with the chosen floor) is below
+
+
+def validation_photos(root: str = "data/train", long_side: int = 640) -> list[tuple[str, torch.Tensor]]:
+    _, paths = split_pool(list_photos(root), 0.05, root=root)
+    photos = []
+    for path in paths:
+        arr = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64) / 255.0
+        x = torch.from_numpy(arr).permute(2, 0, 1)[None].float()
+        factor = max(2, math.ceil(max(x.shape[-2:]) / long_side))
+        photos.append(
+            (str(path), (F.interpolate(x, scale_factor=1 / factor, mode="area") * 255).round() / 255)
+        )
+    return photos
+
+
+def floor_sweep(photos) -> None:
+    """Per floor F: photos meeting clean σ̂ ≤ 1.5, |σ̂ − σ| ≤ 1 for σ ≤ 25, and both with σ = 50 too."""
+    chosen, noise_module._TEXTURE_FLOOR = noise_module._TEXTURE_FLOOR, 0.0  # measure the raw level
+    raw = []
+    for i, (_, x) in enumerate(photos):
+        levels = {0: noise_module.estimate_noise(x).sigma}
+        for s in SIGMAS:
+            y, _ = degrade(x, "noise", {"noise.sigma": s}, seed=100 + s + i)
+            levels[s] = noise_module.estimate_noise(y).sigma
+        raw.append(levels)
+    noise_module._TEXTURE_FLOOR = chosen
+    for floor in FLOORS:
+        fixed = [{s: [math.sqrt(max(v**2 - floor**2, 0.0)) for v in vs] for s, vs in r.items()} for r in raw]
+        clean = sum(max(r[0]) <= 1.5 for r in fixed)
+        low = sum(all(abs(v - s) <= 1.0 for s in SIGMAS[:-1] for v in r[s]) for r in fixed)
+        every = sum(max(r[0]) <= 1.5 and all(abs(v - s) <= 1.0 for s in SIGMAS for v in r[s]) for r in fixed)
+        print(f"F = {floor:4.2f}: clean ok {clean}/{len(raw)}, σ ≤ 25 ok {low}, all targets {every}")
+
+
+def jpeg_errors(photos) -> None:
+    """σ̂ before JPEG (the true luma table given: the grid search is measured in benchmarks/estimation.py)."""
+    luma_tables, _ = ijg_tables()
+    clean = [(n, x) for n, x in photos if max(noise_module.estimate_noise(x).sigma) <= CLEAN_LIMIT]
+    print(f"{len(clean)} clean-source photos")
+    for s in SIGMAS:
+        cells = []
+        for q in NOISE_JPEG_QUALITIES:
+            errors = []
+            for _, x in clean:
+                y, _ = degrade(x, "noise+jpeg", {"noise.sigma": s, "jpeg.quality": q}, seed=200 + s + q)
+                errors.append(noise_module.estimate_noise(y, luma_tables[q - 1]).sigma[0] - s)
+            ok = sum(abs(e) <= 2.0 for e in errors)
+            cells.append(f"q{q}: median {np.median(errors):+.2f}, within 2: {ok}/{len(errors)}")
+        print(f"σ {s:2d} | " + " | ".join(cells))
+
+
+def defect_scores(photos) -> None:
+    settings = {
+        "clean fill": ("mask", {}),
+        "σ 5 + q50": ("mask+noise+jpeg", {"noise.sigma": 5, "jpeg.quality": 50}),
+    }
+    for kind in ("holes", "strokes"):
+        for label, (spec, params) in settings.items():
+            scores = []
+            for i, (_, x) in enumerate(photos):
+                y, observed = degrade(x, spec, {**params, "mask.kind": kind}, seed=500 + i)
+                truth = observed[0, 0].numpy() < 0.5
+                pred = detect_defects(y, params.get("noise.sigma", 0.0)).missing
+                hit = float((pred & truth).sum())
+                scores.append((hit / max(pred.sum(), 1), hit / max(truth.sum(), 1)))
+            p, r = np.array(scores).T
+            print(
+                f"{kind:7s} {label:10s}: precision median {np.median(p):.2f} (>= 0.8: {(p >= 0.8).sum()}), "
+                f"recall median {np.median(r):.2f} (>= 0.8: {(r >= 0.8).sum()}) of {len(p)}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("floor", "jpeg", "defects"), required=True)
+    parser.add_argument("--limit", type=int, default=None, help="first N validation photos (a quick run)")
+    args = parser.parse_args()
+    photos = validation_photos()[: args.limit]
+    {"floor": floor_sweep, "jpeg": jpeg_errors, "defects": defect_scores}[args.part](photos)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""``estimate_degradation``'s contract (issue 15, item 3) on a real photo crop, not on random tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from degradations import parse
+from flowprior.estimate import DegradationEstimate, estimate_degradation
+
+
+def _astronaut_crop() -> torch.Tensor:
+    from skimage import data
+
+    arr = data.astronaut()[96:352, 160:416]  # face, suit and flag: 256 × 256
+    return torch.from_numpy(arr.astype(np.float64) / 255.0).permute(2, 0, 1)[None].float()
+
+
+def _degraded(spec: str, params: dict, seed: int) -> torch.Tensor:
+    x = _astronaut_crop()
+    op = parse(spec, params)
+    y = op.apply(x, op.sample_params(tuple(x.shape), torch.Generator().manual_seed(seed)))
+    return (y * 255).round().clamp(0, 255) / 255  # as stored in an 8-bit file
+
+
+def test_noise_then_jpeg_is_found_with_its_parameters():
+    found = estimate_degradation(_degraded("noise+jpeg", {"noise.sigma": 15, "jpeg.quality": 40}, seed=3))
+    assert isinstance(found, DegradationEstimate)
+    assert found.spec == "noise+jpeg" and found.mask is None
+    assert abs(found.params["noise.sigma"] - 15) <= 2.0, found.params
+    assert abs(found.params["jpeg.quality"] - 40) <= 10, found.params
+    assert found.params["jpeg.subsampling"] in ("420", "444")
+    assert found.confidence["jpeg"] > 0.5
+    parse(found.spec, found.params)
+
+
+def test_holes_then_noise_give_the_mask_first_and_a_matching_mask():
+    x = _astronaut_crop()
+    op = parse("mask+noise", {"mask.kind": "holes", "noise.sigma": 5})
+    sampled = op.sample_params(tuple(x.shape), torch.Generator().manual_seed(4))
+    y = (op.apply(x, sampled) * 255).round().clamp(0, 255) / 255
+    found = estimate_degradation(y)
+    assert found.spec == "mask+noise", found.spec
+    truth = op.observed_mask(sampled)[0, 0] < 0.5
+    pred = found.mask[0, 0] < 0.5
+    hit = float((pred & truth).sum())
+    assert hit / pred.sum() >= 0.8 and hit / truth.sum() >= 0.8
+
+
+def test_a_clean_photo_is_identity():
+    from skimage import data
+
+    # halved by area averaging: the sample file itself is JPEG-derived, its copy at half size is not
+    x = torch.from_numpy(data.astronaut().astype(np.float64) / 255.0).permute(2, 0, 1)[None].float()
+    x = (torch.nn.functional.interpolate(x, scale_factor=0.5, mode="area") * 255).round() / 255
+    found = estimate_degradation(x)
+    assert found.spec == "identity" and found.params == {} and found.mask is None, found
