@@ -52,7 +52,7 @@ class ImageBuffers:
         review: the 8-bit restoration kept for ``--compare`` when the output is 16-bit.
         encode: transient while the output is encoded by Pillow (JPEG, WebP, 8-bit and gray TIFF): its copy of the
             image and the encoded bytes. PNG and 16-bit colour TIFF are encoded a block of rows at a time (0).
-        streamed: the float tensors exist a band at a time (:func:`flowprior.restoration.streams`).
+        streamed: the float tensors exist a band at a time (:func:`flowprior.pipeline.streaming.stream_mode`).
     """
 
     decode: float = 7.0
