@@ -4,6 +4,7 @@ Configurations (``--configs``, comma-separated):
 
     <method>          the learned warm start alone (resflow, irflow, flowie): its few network passes, no MAP
     <method>@N        the same with N sampling steps (resflow, irflow)
+    <method>*N        the same averaged over N orientations of the input (self-ensemble, N = 2, 4, 8)
     <method>+map      warm start + the short MAP of ``recipes/restore/fast.yaml`` (init = that method)
     cold              the cold paper schedule: the paper's 250 coarse-to-fine steps (50 / 50 / 150) with the cold recipe
                       tuned for the degradation (λ, lr, data and prior terms; identity init)
@@ -58,8 +59,10 @@ class Runner:
     def initializer(self, name: str):
         """``method`` or ``method@N``: the same weights sampled with N steps (ResFlow, IR-Flow)."""
         if name not in self.initializers:
-            method, _, steps = name.partition("@")
-            initializer = get_initializer(method, checkpoint=self.checkpoints.get(method), seed=0)
+            base, _, ensemble = name.partition("*")
+            method, _, steps = base.partition("@")
+            initializer = get_initializer(method, checkpoint=self.checkpoints.get(method), seed=0,
+                                          ensemble=int(ensemble or 1))
             if steps:
                 initializer = copy.copy(initializer)  # the loaded model is shared: rebuild, don't mutate
                 model = build_warmstart({**initializer.model.config_dict(), "steps": int(steps)})
@@ -81,7 +84,7 @@ class Runner:
         return with_total_steps(recipe, 250, self.prior.num_levels) if config == "cold" else recipe
 
     def __call__(self, config: str, degraded: torch.Tensor, mask: torch.Tensor | None, setting: str, seed: int):
-        if config.partition("@")[0] in METHODS:
+        if config.partition("*")[0].partition("@")[0] in METHODS:
             op, params = sampled_operator(tuple(degraded.shape), setting, seed)  # the mask is known, as to a user
             initializer = self.initializer(config)
             started = time.perf_counter()

@@ -14,8 +14,8 @@ from flowprior.errors import UsageError
 from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
 from flowprior.solver import Stage, coarse_to_fine
 
-RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "init_unknown", "model",
-                   "seed")
+RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "init_unknown",
+                   "init_ensemble", "model", "seed")
 
 
 @dataclass
@@ -65,6 +65,8 @@ class RestoreRecipe:
     init_checkpoint: str | None = None  # the learned warm start's checkpoint (resflow, irflow, flowie)
     # quantities a conditioned warm start is told are unknown ("noise", "jpeg"): blind use of the same model
     init_unknown: list[str] = field(default_factory=list)
+    # a learned warm start averaged over this many orientations of the input (1, 2, 4, 8): lower error, more time
+    init_ensemble: int = 1
     model: str = "default"  # "default" (embedded) or a checkpoint path
     seed: int = 0
 

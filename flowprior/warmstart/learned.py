@@ -25,6 +25,7 @@ from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
 from flowprior.warmstart.base import Initializer, initializer_factory
 from flowprior.warmstart.consistency import consistent_with_input
+from flowprior.warmstart.ensemble import self_ensemble
 from flowprior.warmstart.identity import fill_missing_pixels
 
 #: model types by their ``method``, the name their checkpoints store (filled by :func:`register_method`)
@@ -175,12 +176,15 @@ class LearnedInitializer(Initializer):
         expected_sha256: refuse a checkpoint file with a different hash.
         unknown: quantities (``"noise"``, ``"jpeg"``) the conditioned network is told are unknown, whatever the
             operator's params say (blind use); see :mod:`flowprior.conditioning`.
+        ensemble: average the network over this many orientations of the input (1, 2, 4 or 8;
+            :mod:`flowprior.warmstart.ensemble`): up to 8× the time for a lower error.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, seed: int = 0,
-                 expected_sha256: str | None = None, unknown: tuple[str, ...] = ()):
+                 expected_sha256: str | None = None, unknown: tuple[str, ...] = (), ensemble: int = 1):
         super().__init__()
         self.unknown = tuple(unknown)
+        self.ensemble = ensemble
         #: what the network was given on the last call (:func:`flowprior.conditioning.describe`), for the sidecar
         self.last_condition: dict | None = None
         if checkpoint is None and expected_sha256 is None:
@@ -232,14 +236,17 @@ class LearnedInitializer(Initializer):
         the output."""
         height, width = lq.shape[-2:]
         if height * width <= self.max_block_pixels:
-            return self.model.restore(lq, generator, cond)
+            return self._network(lq, cond, generator)
         out = torch.empty_like(lq)
         for top in range(0, height, self.block):
             for left in range(0, width, self.block):
                 y0, x0 = max(0, top - self.halo), max(0, left - self.halo)
                 y1, x1 = min(height, top + self.block + self.halo), min(width, left + self.block + self.halo)
                 piece_cond = None if cond is None else cond[..., y0:y1, x0:x1]
-                piece = self.model.restore(lq[..., y0:y1, x0:x1], generator, piece_cond)
+                piece = self._network(lq[..., y0:y1, x0:x1], piece_cond, generator)
                 bottom, right = min(height, top + self.block), min(width, left + self.block)
                 out[..., top:bottom, left:right] = piece[..., top - y0:bottom - y0, left - x0:right - x0]
         return out
+
+    def _network(self, lq: Tensor, cond: Tensor | None, generator: torch.Generator) -> Tensor:
+        return self_ensemble(lambda image, maps: self.model.restore(image, generator, maps), lq, cond, self.ensemble)
