@@ -172,7 +172,7 @@ def sample_restoration(y: Tensor, recipe: RestoreRecipe | None = None, mask: Ten
 
     Example:
         >>> from flowprior.restoration import RestoreRecipe  # doctest: +SKIP
-        >>> out = sample_restoration(y, RestoreRecipe(degradation="noise", params={"noise.sigma": 25}))  # +SKIP
+        >>> out = sample_restoration(y, RestoreRecipe(degradation="noise", params={"noise.sigma": 25}))  # doctest: +SKIP
         >>> out.std.shape == y.shape  # doctest: +SKIP
         True
     """
