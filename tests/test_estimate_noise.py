@@ -34,7 +34,7 @@ def _degrade(name: str, spec: str, params: dict, seed: int) -> torch.Tensor:
 
 
 _GRAINY = pytest.mark.xfail(
-    reason="measured 2.37: the astronaut scan's own grain reads as noise (target 1.5)"
+    reason="measured 1.85 (2.37 before the texture floor): the scan's own blue-channel grain reads as noise"
 )
 
 
@@ -50,15 +50,10 @@ def test_gaussian_noise_within_one_level(name, sigma):
     assert max(abs(s - sigma) for s in found.sigma) <= 1.0, found.sigma
 
 
-_TEXTURE = pytest.mark.xfail(
-    reason="measured 12.6: the fur's texture survives in the flattest blocks (target 2.0)"
-)
-
-
 @pytest.mark.parametrize(
     "name,sigma,quality",
     [
-        pytest.param("chelsea", 10, 50, marks=_TEXTURE),
+        ("chelsea", 10, 50),  # the fur's texture once read 12.6 here: the profiled texture share absorbs it
         ("coffee", 10, 50),
         ("coffee", 25, 90),
         ("astronaut", 2, 75),
