@@ -29,9 +29,10 @@ SETTINGS = {"haze": "haze", "haze+noise": "haze+noise(sigma=5)"}
 
 def restore_with(y: torch.Tensor, spec: str, seed: int, map_steps: bool) -> tuple[torch.Tensor, float]:
     """The default path's restore of ``y`` (and its seconds); ``map_steps=False`` keeps the warm start alone."""
-    overrides = {"seed": seed} if map_steps else {"seed": seed, "solver.steps_per_stage": 0, "solver.final_steps": 0}
+    overrides = {"degradation": spec, "seed": seed}
+    if not map_steps:
+        overrides.update({"solver.steps_per_stage": 0, "solver.final_steps": 0})
     recipe = build_recipe(find_restore_recipe("auto", spec), overrides, {})
-    recipe.degradation = spec
     started = time.perf_counter()
     return restore_tensor(y, recipe).image, time.perf_counter() - started
 

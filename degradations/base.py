@@ -165,6 +165,11 @@ class Chain(Degradation):
             out[index[prefix]][arg] = value
         return out
 
+    def _join(self, per_member) -> Params:
+        """The members' params (in member order) as one flat dict namespaced by member key: the inverse of
+        :meth:`_split`."""
+        return {f"{key}.{arg}": value for key, p in zip(self.keys, per_member) for arg, value in p.items()}
+
     def _shapes(self, shape: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
         b, c, h, w = shape
         shapes = []
@@ -177,11 +182,7 @@ class Chain(Degradation):
         self, shape: tuple[int, int, int, int], generator: torch.Generator | None = None
     ) -> Params:
         """Each member samples for the size of *its* input, in order, from the same generator."""
-        params: Params = {}
-        for key, member, s in zip(self.keys, self.members, self._shapes(tuple(shape))):
-            for arg, value in member.sample_params(s, generator).items():
-                params[f"{key}.{arg}"] = value
-        return params
+        return self._join(m.sample_params(s, generator) for m, s in zip(self.members, self._shapes(tuple(shape))))
 
     def apply(self, x: Tensor, params: Params) -> Tensor:
         for member, p in zip(self.members, self._split(params)):
@@ -215,11 +216,7 @@ class Chain(Degradation):
 
     def estimate_params(self, observed: Tensor, params: Params) -> Params:
         """Each member estimates its realization from the chain's output (the only image there is)."""
-        estimated: Params = {}
-        for key, member, p in zip(self.keys, self.members, self._split(params)):
-            for arg, value in member.estimate_params(observed, p).items():
-                estimated[f"{key}.{arg}"] = value
-        return estimated
+        return self._join(m.estimate_params(observed, p) for m, p in zip(self.members, self._split(params)))
 
     def unestimable(self) -> tuple[str, ...]:
         return tuple(f"{key}.{arg}" for key, m in zip(self.keys, self.members) for arg in m.unestimable())

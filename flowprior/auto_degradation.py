@@ -50,6 +50,13 @@ def with_user_values(found: FoundDegradation, params: dict[str, Any], mask_given
     return FoundDegradation(spec, {**found.params, **params}, None if mask_given else found.mask, found.report)
 
 
+def bind_estimate(recipe, image: Tensor, path: str | Path | None, mask_given: bool) -> FoundDegradation:
+    """Estimate ``image``'s damage and make it ``recipe``'s degradation and params (the user's values on top)."""
+    found = with_user_values(find_degradation(image, path), recipe.params, mask_given)
+    recipe.degradation, recipe.params = found.spec, found.params
+    return found
+
+
 def write_mask(mask: Tensor, path: Path) -> Path:
     """The detected mask as an 8-bit PNG (255 = observed) that ``--mask`` and a replay read back."""
     write_image(path, (mask > 0.5).to(torch.float32).expand(-1, 1, -1, -1), bit_depth=8)

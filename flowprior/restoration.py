@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowprior.auto_degradation import AUTO, find_degradation, with_user_values
+from flowprior.auto_degradation import AUTO, bind_estimate
 from flowprior.errors import UsageError
 from flowprior.pipeline.auto_recipe import AUTO_RECIPES, FAST_OPERATORS, auto_recipe_name, find_restore_recipe
 from flowprior.pipeline.image_rows import ImageRows
@@ -104,9 +104,8 @@ def restore(image, degradation: str = "jpeg+noise", mask=None, recipe: RestoreRe
     tensor, layout = _as_tensor(image, read_image)
     mask_tensor = None if mask is None else _as_tensor(mask, read_image)[0][:, :1]
     if recipe.degradation == AUTO:
-        found = with_user_values(find_degradation(tensor[:1], image if isinstance(image, (str, Path)) else None),
-                                 recipe.params, mask_given=mask_tensor is not None)
-        recipe.degradation, recipe.params = found.spec, found.params
+        found = bind_estimate(recipe, tensor[:1], image if isinstance(image, (str, Path)) else None,
+                              mask_given=mask_tensor is not None)
         mask_tensor = found.mask if mask_tensor is None else mask_tensor
     result = restore_tensor(tensor, recipe, mask_tensor)
     return layout(result.image)

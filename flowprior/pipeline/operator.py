@@ -82,7 +82,4 @@ def refuse_unestimable(op, spec: str) -> None:
 
 def estimate_realization(op, y: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
     """``params`` with the damage's realization (a haze depth) estimated from ``y``, never drawn from the seed."""
-    if not op.realization:
-        return params
-    estimated = op.estimate_params(y, params)
-    return {key: estimated.get(key, value) for key, value in params.items()}
+    return op.estimate_params(y, params) if op.realization else params

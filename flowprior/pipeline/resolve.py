@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from flowprior.auto_degradation import AUTO, find_degradation, with_user_values, write_mask
+from flowprior.auto_degradation import AUTO, bind_estimate, write_mask
 from flowprior.errors import UsageError
 from flowprior.io import output_format, read_image
 from flowprior.jpeg_file import with_file_jpeg
@@ -58,9 +58,7 @@ def choose_degradation(request: RestoreRequest, state: RestoreState) -> None:
     if state.recipe.degradation != AUTO:
         return
     pixels = read_image(request.source, accept_truncated=request.accept_truncated).pixels
-    state.found = with_user_values(find_degradation(pixels, request.source), state.recipe.params,
-                                   mask_given=request.mask is not None)
-    state.recipe.degradation, state.recipe.params = state.found.spec, state.found.params
+    state.found = bind_estimate(state.recipe, pixels, request.source, mask_given=request.mask is not None)
 
 
 def claim_outputs(request: RestoreRequest, state: RestoreState) -> None:
