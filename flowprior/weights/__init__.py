@@ -17,7 +17,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 #: warm starts as ``warmstart-<method>`` (what ``--init <method>`` loads when no checkpoint is given).
 EMBEDDED = {
     "default": ("default-prior.pt", "a202bdb729938f05ad33fbf0861948e773c27c9ca2aaf7b4dc0a26ed8c35707e"),
-    "warmstart-irflow": ("warmstart-irflow.pt", "97924ad3f8c96ea3bf22ac3c4ed164d48ede6b2d912d22fd7bd4329672d01b88"),
+    "warmstart-irflow": ("warmstart-irflow.pt", "97b866132f89976372b9f6a20217cc3721906840e07a900739b0e77ad96ab63a"),
 }
 
 #: how to make each kind of embedded file yourself (quoted when one is missing)
