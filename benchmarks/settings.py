@@ -22,6 +22,8 @@ TUNING_SETTINGS = {
     "holes": ("mask", {"mask.coverage": 0.05, "mask.size": 10}),
     # the README example's composition: a harder JPEG than Table 1's multi
     "multi30": ("mask+noise+jpeg", {"mask.coverage": 0.05, "mask.size": 10, "noise.sigma": 5, "jpeg.quality": 30}),
+    # outside the warm start's training distribution (sigma 0-50): where the MAP has to do the work
+    "noise75": ("noise", {"noise.sigma": 75}),
 }
 
 

@@ -69,6 +69,11 @@ class Degradation(ABC):
         """Spatial size of the degraded image for a clean image of the given size."""
         return height, width
 
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """The clean grid a degraded image of the given size is restored on (super-resolution: larger), the
+        inverse of :meth:`output_size`: ``output_size(*input_size(h, w)) == (h, w)``. Default: the same size."""
+        return height, width
+
     def estimate_params(self, observed: Tensor, params: Params) -> Params:
         """``params`` with the damage's random realization (:attr:`realization`) estimated from ``observed``.
 
@@ -127,7 +132,8 @@ class Chain(Degradation):
     * ``noise_std``: ``sqrt(Σ σᵢ²)`` over members with noise, as if all noises were added at the output.
     * ``observed_mask``: product of members' masks. A mask from before a size-changing member (``downsample``) is
       carried to the output grid by box-averaging and keeping only cells that were fully observed.
-    * ``block_size``: least common multiple of the members'; ``output_size``: composed.
+    * ``block_size``: least common multiple of the members', each on the clean grid (a member after a
+      ``downsample`` by f has blocks f times larger); ``output_size`` and ``input_size``: composed.
 
     Args:
         members: operators in application order; nested Chains are flattened.
@@ -233,8 +239,19 @@ class Chain(Degradation):
             height, width = m.output_size(height, width)
         return height, width
 
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        for m in reversed(self.members):
+            height, width = m.input_size(height, width)
+        return height, width
+
     def block_size(self) -> int:
-        return math.lcm(*(m.block_size() for m in self.members))
+        # A member after a downsample works on the smaller grid: its blocks (a JPEG's 8 px) span factor x more
+        # clean pixels, and tile origins live on the clean grid.
+        sizes, scale = [], 1
+        for m in self.members:
+            sizes.append(m.block_size() * scale)
+            scale *= m.input_size(1, 1)[0]  # clean pixels per pixel of this member's output
+        return math.lcm(*sizes)
 
     def spec(self) -> str:
         return "+".join(m.spec() for m in self.members)

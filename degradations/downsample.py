@@ -7,7 +7,7 @@ from torch import Tensor
 
 from degradations.args import ArgError, as_choice, as_range, format_spec
 from degradations.base import Degradation, Params
-from degradations.functional.resize import MODES, downsample
+from degradations.functional.resize import MODES, downsample, upsample
 from degradations.registry import register
 
 
@@ -20,7 +20,8 @@ class Downsample(Degradation):
         mode: ``"bicubic"`` (antialiased, default) or ``"area"``.
 
     ``apply`` clamps to [0, 1] (bicubic rings slightly past it, and stored images cannot); ``forward_model`` is
-    the unclamped, linear operator. ``block_size`` is the factor, so tiles start on whole low-resolution pixels.
+    the unclamped, linear operator. A restore works on the clean grid, ``input_size`` (``factor`` x larger);
+    ``block_size`` is the factor, so tiles start on whole low-resolution pixels.
 
     Example:
         >>> Downsample(factor=2).output_size(65, 64)
@@ -50,6 +51,13 @@ class Downsample(Degradation):
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return height // self.factor, width // self.factor
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        return height * self.factor, width * self.factor
+
+    def pseudo_inverse(self, observed: Tensor, params: Params) -> Tensor:
+        """Bicubic upsampling onto the clean grid (``flowprior``'s ``inverse`` warm start back-projects it)."""
+        return upsample(observed, self.factor)
 
     def block_size(self) -> int:
         return self.factor

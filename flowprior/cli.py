@@ -39,14 +39,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_set_option(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"set {what} (repeatable); VALUE is read as YAML: 30 is an int, 0.5 a float, 5:15 a string",
-    )
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"set {what} (repeatable); VALUE is read as YAML: 30 is an int, 0.5 a float, 5:15 a "
+                        "string")
 
 
 # -------------------------------------------------------------------------------------------------- degrade
@@ -171,6 +166,12 @@ def add_restore_parser(subparsers: argparse._SubParsersAction) -> None:
                           help="also write STEM.compare.png: input and restoration side by side")
     fidelity.add_argument("--quality", type=int, default=None, metavar="Q",
                           help="JPEG/WebP quality, for lossy outputs only")
+    fidelity.add_argument("--samples", type=int, default=None, metavar="N",
+                          help="also draw N posterior samples around the restoration (recipe section 'posterior', "
+                          "--set posterior.KEY=V) and write STEM.std.png: the per-pixel standard deviation, 16-bit, "
+                          "std = value / 131070; --compare shows it as a third panel")
+    fidelity.add_argument("--save-samples", action="store_true",
+                          help="with --samples: also write the samples, STEM.sample-00.png ...")
     batch = parser.add_argument_group("folders")
     batch.add_argument("--recursive", action="store_true", help="also restore the images in subfolders")
     batch.add_argument("--suffix", default="", help="added to every output stem (default: none)")
@@ -219,7 +220,8 @@ def _run_restore(args: argparse.Namespace) -> int:
     solve = {"degradation": args.degradation, "recipe": recipe_path, "settings": recipe_settings or None,
              "operator_params": operator_params or None, "steps": args.steps, "seed": args.seed, "init": args.init,
              "model": args.model, "chroma": args.chroma, "strength": args.strength, "quality": args.quality,
-             "accept_truncated": args.accept_truncated, "threads": args.threads}
+             "accept_truncated": args.accept_truncated, "threads": args.threads, "samples": args.samples,
+             "save_samples": args.save_samples}
     from flowprior.batch import memory_planner, parse_size
 
     max_memory = None if args.max_memory is None else parse_size(args.max_memory)
@@ -240,7 +242,8 @@ def _run_restore(args: argparse.Namespace) -> int:
     for note in sidecar["warnings"]:
         print(f"{PROG}: warning: {note}", file=sys.stderr)
     seconds = sidecar["timings_s"]["total"]
-    print(f"wrote {args.output} and {args.output}.json ({sidecar['tiles']['count']} tiles, {seconds:.1f} s)")
+    std = f", {sidecar['posterior']['std']['path']}" if sidecar.get("posterior") else ""
+    print(f"wrote {args.output}{std} and {args.output}.json ({sidecar['tiles']['count']} tiles, {seconds:.1f} s)")
     return 0
 
 

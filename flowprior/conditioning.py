@@ -28,6 +28,7 @@ from torch import Tensor
 from degradations import Degradation
 from degradations.base import Chain
 from degradations.functional.jpeg import quantization_tables
+from degradations.functional.jpeg_noise import quantization_noise_std
 
 CHANNELS = 7
 NAMES = ("sigma", "sigma_known", "jpeg_luma", "jpeg_chroma", "jpeg_subsampled", "jpeg_known", "observed")
@@ -68,6 +69,22 @@ def _jpeg_values(degradation: Degradation, params: dict[str, Tensor], batch: int
         values[:, 0], values[:, 1] = luma_step.expand(batch), chroma_step.expand(batch)
         values[:, 2] = 1.0 if member.subsampling == "420" else 0.0
     return values
+
+
+def data_noise_std(degradation: Degradation, params: dict[str, Tensor], jpeg_modelled: bool) -> Tensor | None:
+    """(B,) std on the [0, 1] scale of what separates the observation from the data term's model of it, or None
+    when nothing does: the additive noise, plus (when the data term does not model the JPEG, ``jpeg_modelled``
+    False: the paper's identity term) each JPEG member's quantization noise from its tables, the file's own when
+    the input was a JPEG. The solver's λ follows it (:func:`flowprior.solver.weighting.noise_matched_weight`)."""
+    variances = []
+    std = degradation.noise_std(params)
+    if std is not None:
+        variances.append(std.to(torch.float64).reshape(-1) ** 2)
+    if not jpeg_modelled:
+        for prefix, member in members(degradation):
+            if member.name == "jpeg":
+                variances.append(quantization_noise_std(*jpeg_tables(prefix, params), member.subsampling) ** 2)
+    return torch.sqrt(sum(variances)) if variances else None
 
 
 def condition_maps(degradation: Degradation, params: dict[str, Tensor], shape: tuple[int, int, int, int],

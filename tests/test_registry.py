@@ -182,7 +182,9 @@ def test_chain_masks_multiply_and_follow_resizing():
 def test_chain_sizes_blocks_and_linearity():
     op = Downsample(factor=2) + Downsample(factor=3, mode="area") + JPEG()
     assert op.output_size(100, 61) == (16, 10)
-    assert op.block_size() == 48  # lcm(2, 3, 16)
+    # on the clean grid: 2, the x3 after the x2 (6 clean px), the JPEG's 16 px on the x6 smaller grid (96)
+    assert op.block_size() == 96
+    assert op.input_size(16, 10) == (96, 60) and op.output_size(*op.input_size(16, 10)) == (16, 10)
     assert (Mask() + Downsample(factor=2)).linear and not (Mask() + JPEG()).linear
     assert Chain([Identity()]).linear and Degradation.linear is False
     with pytest.raises(ValueError):

@@ -36,3 +36,12 @@ def downsample(x: Tensor, factor: int, mode: str = "bicubic") -> Tensor:
     if mode == "area":
         return F.avg_pool2d(x, factor)
     return F.interpolate(x, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
+
+
+def upsample(y: Tensor, factor: int) -> Tensor:
+    """(B, C, h, w) -> (B, C, h·factor, w·factor) by bicubic interpolation (Keys a = −0.75, torch's), pixel
+    centres aligned as :func:`downsample` averages them: the classical inverse that super-resolution starts from.
+    Not clamped."""
+    if factor == 1:
+        return y
+    return F.interpolate(y, scale_factor=factor, mode="bicubic", align_corners=False)

@@ -19,7 +19,8 @@ def _steps(recipe, prior) -> int:
     return sum(stage.steps for stage in recipe.stages(prior.num_levels))
 
 
-def dry_run(items, todo, recipe, prior, cost, options, summary, echo, compare: bool = False) -> None:
+def dry_run(items, todo, recipe, prior, cost, options, summary, echo, compare: bool = False,
+            samples: int | None = None, save_samples: bool = False) -> None:
     """Fill ``summary.planned`` and print the work list with estimated seconds and peak memory per file.
 
     The totals (files, seconds, peak) count only the files that would be restored: not the finished, the failing
@@ -34,7 +35,7 @@ def dry_run(items, todo, recipe, prior, cost, options, summary, echo, compare: b
         elif id(item) in chosen and item.size is None:
             row.update(action="fail", note="cannot read the image's header")
         elif id(item) in chosen:
-            _plan_row(row, item, recipe, prior, cost, budget, baseline, steps, compare)
+            _plan_row(row, item, recipe, prior, cost, budget, baseline, steps, compare, samples, save_samples)
             if row["action"] != "fail":
                 total_seconds, peak, count = total_seconds + row["seconds"], max(peak, row["peak_bytes"]), count + 1
         summary.planned.append(row)
@@ -71,14 +72,18 @@ def dry_run(items, todo, recipe, prior, cost, options, summary, echo, compare: b
     )
 
 
-def _plan_row(row: dict, item, recipe, prior, cost, budget: int, baseline: int, steps: int, compare: bool) -> None:
-    """Size, tiles, seconds and the memory plan of one file that would be restored (``fail`` when it cannot fit)."""
+def _plan_row(row: dict, item, recipe, prior, cost, budget: int, baseline: int, steps: int, compare: bool,
+              samples: int | None = None, save_samples: bool = False) -> None:
+    """Size, tiles, seconds and the memory plan of one file that would be restored (``fail`` when it cannot fit);
+    with posterior samples, their chain steps (one tile-step each) and buffers are counted too."""
     from flowprior.pipeline.streaming import streams
 
     (h, w), header = item.size, item.header
     buffers = image_buffers(header.channels, header.alpha, header.bit_depth, item.target.suffix, compare,
-                            streams(recipe, item.mask is not None, h, w))
+                            streams(recipe, item.mask is not None, h, w), samples or 0, save_samples,
+                            recipe.posterior.copies if samples else 0)
     tiles = tile_count(h, w, recipe, prior.patch_size)
+    steps += recipe.posterior.tile_steps if samples else 0
     row.update(size=[h, w], tiles=tiles, seconds=round(tiles * steps * cost.seconds_per_tile_step, 1))
     try:
         plan = plan_memory(h, w, recipe, prior.patch_size, cost, budget, baseline, buffers)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowprior.errors import UsageError
 from flowprior.io import Header, read_header
 from flowprior.output_guard import inside, resolved
+from flowprior.pipeline.paths import posterior_paths
 from flowprior.restore_file import compare_path, pending_path, sidecar_path
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
@@ -32,6 +33,12 @@ class WorkItem:
     size: tuple[int, int] | None = None  # (H, W), upright; None when the header could not be read
     header: Header | None = None  # channels and bit depth too (for the memory estimate)
     note: str = ""
+    extra_outputs: list[Path] = field(default_factory=list)  # --samples: STEM.std.png (+ STEM.sample-NN.png)
+
+
+#: what a restore writes beside its output (masks, --compare panels, --samples std maps and samples): never an input,
+#: so a batch pointed at an earlier output folder restores only the photos
+_SIDE_OUTPUT = re.compile(r"\.(mask|compare|std|sample-\d+)$")
 
 
 def _is_input(path: Path) -> bool:
@@ -39,7 +46,7 @@ def _is_input(path: Path) -> bool:
     return (
         not name.startswith(".")
         and path.suffix.lower() in IMAGE_SUFFIXES
-        and not path.stem.lower().endswith((".mask", ".compare"))
+        and not _SIDE_OUTPUT.search(path.stem.lower())
     )
 
 
@@ -86,8 +93,11 @@ def plan_batch(
     suffix: str = "",
     fmt: str = "auto",
     overwrite: bool = False,
+    samples: int | None = None,
+    save_samples: bool = False,
 ) -> list[WorkItem]:
-    """The work list, in order, with what will happen to each input (nothing is written).
+    """The work list, in order, with what will happen to each input (nothing is written). ``samples``,
+    ``save_samples``: the posterior outputs each file writes too, guarded like the image.
 
     Raises:
         UsageError: a missing input folder, or an output folder that is the input folder or inside it.
@@ -108,6 +118,7 @@ def plan_batch(
     items, claimed = [], {}
     for source in sources:
         item = _plan_item(source, source_root, target_root, suffix, fmt)
+        item.extra_outputs = posterior_paths(item.target, samples, save_samples)
         item.action, item.note = _action(item, real_source, real_inputs, overwrite)
         if item.action in ("restore", "redo"):
             item.header = read_header(source)
@@ -146,7 +157,7 @@ def _action(item: WorkItem, real_source: Path, real_inputs: set[Path], overwrite
         return "error", f"cannot read {source}: {error.strerror or error}"
     if resolved(source) is None:
         return "error", f"cannot resolve {source} (a symlink loop?)"
-    for written in (target, sidecar_path(target), compare_path(target)):
+    for written in (target, sidecar_path(target), compare_path(target), *item.extra_outputs):
         real = resolved(written)
         if real is None or inside(real, real_source) or real in real_inputs:
             return "error", f"its output {written} would be inside the input tree"
@@ -165,7 +176,7 @@ def remove_stale_temporaries(items: list[WorkItem]) -> int:
     many. Each output folder is listed once, and only names of this batch's outputs are touched."""
     finals: dict[Path, set[str]] = {}
     for item in items:
-        for final in (item.target, sidecar_path(item.target), compare_path(item.target)):
+        for final in (item.target, sidecar_path(item.target), compare_path(item.target), *item.extra_outputs):
             finals.setdefault(final.parent, set()).add(final.name)
     pattern, removed = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp"), 0
     for folder, names in finals.items():

@@ -35,7 +35,8 @@ def _ray_restore(item: WorkItem, recipe, kwargs: dict[str, Any], max_memory: int
 def _planned(item: WorkItem, recipe, prior, planner, kwargs: dict[str, Any]):
     """(recipe, kwargs) for one file's task with ``max_tiles`` planned here; a plan that cannot fit raises
     UsageError (the file fails here, no task is started)."""
-    plan = plan_from_header(item.source, item.target, recipe, prior, planner, kwargs.get("compare", False), item.mask)
+    plan = plan_from_header(item.source, item.target, recipe, prior, planner, kwargs.get("compare", False), item.mask,
+                            samples=kwargs.get("samples"), save_samples=kwargs.get("save_samples", False))
     if plan is None:  # no readable header: the worker plans (and most likely reports the unreadable file)
         return recipe, kwargs
     planned = copy.deepcopy(recipe)

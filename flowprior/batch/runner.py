@@ -41,6 +41,9 @@ def _resolve_settings(restore: dict[str, Any], max_memory: int | None):
     if replay:
         quality = kwargs["quality"] if kwargs["quality"] is not None else replay["quality"]
         kwargs.update(chroma=replay["chroma"], strength=replay["strength"], quality=quality)
+    # posterior samples of every file (--samples N, or a replayed sidecar's), each saved with --save-samples
+    kwargs.update(samples=replay["samples"] if replay else restore.get("samples"),
+                  save_samples=bool(restore.get("save_samples")))
     prior = load_model(recipe.model)
     if restore.get("steps") is not None:
         recipe = with_total_steps(recipe, restore["steps"], prior.num_levels)
@@ -60,8 +63,9 @@ def run_batch(
         input_dir, output_dir: folders; ``output_dir`` is created.
         options: walking, naming, resume and reporting options.
         restore: solve settings: ``degradation``, ``recipe``, ``settings``, ``operator_params``, ``steps``, ``seed``,
-            ``init``, ``model``, ``chroma``, ``strength``, ``quality``, ``compare``, ``params_from`` (as for
-            :func:`flowprior.restore_file.restore_file`; ``params_from`` applies one sidecar's settings to all).
+            ``init``, ``model``, ``chroma``, ``strength``, ``quality``, ``compare``, ``samples``, ``save_samples``,
+            ``params_from`` (as for :func:`flowprior.restore_file.restore_file`; ``params_from`` applies one
+            sidecar's settings to all).
         echo: where the dry-run table and the summary lines go.
 
     Returns:
@@ -80,6 +84,7 @@ def run_batch(
         suffix=options.suffix,
         fmt=options.format,
         overwrite=options.overwrite,
+        **_posterior_outputs(restore),
     )
     recipe, prior, kwargs = _resolve_settings(restore, options.max_memory)
     _check_quality(items, kwargs["quality"])
@@ -94,7 +99,8 @@ def run_batch(
     planner = memory_planner(options.max_memory, cost)  # without --max-memory: half the available memory
     summary = BatchSummary(run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3))
     if options.dry_run:
-        dry_run(items, todo, recipe, prior, cost, options, summary, echo, kwargs["compare"])
+        dry_run(items, todo, recipe, prior, cost, options, summary, echo, kwargs["compare"], kwargs["samples"],
+                kwargs["save_samples"])
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -115,6 +121,17 @@ def run_batch(
     summary.seconds = time.perf_counter() - started
     _end_manifest(manifest, summary)
     return summary
+
+
+def _posterior_outputs(restore: dict[str, Any]) -> dict[str, Any]:
+    """``samples`` and ``save_samples`` for the plan, so that it guards their outputs too (a replay's count is its
+    sidecar's)."""
+    samples = restore.get("samples")
+    if samples is None and restore.get("params_from") is not None:
+        from flowprior.restore_file import replay_options
+
+        samples = replay_options(restore["params_from"])["samples"]
+    return {"samples": samples, "save_samples": bool(restore.get("save_samples"))}
 
 
 def _check_options(options: BatchOptions) -> None:

@@ -10,6 +10,7 @@ import torch
 
 from flowprior.io import RowStore, temporary_path, to_hwc
 from flowprior.pipeline.blend import RowSink
+from flowprior.pipeline.clean_grid import mask_on_output_grid, on_output_grid, output_size, scale_factor
 from flowprior.pipeline.image_rows import ImageRows
 from flowprior.pipeline.paths import compare_path
 from flowprior.pipeline.request import RestoreRequest, RestoreState
@@ -19,7 +20,7 @@ from flowprior.tone import recombine_chroma, rgb_to_ycbcr
 
 def open_output_rows(request: RestoreRequest, state: RestoreState) -> None:
     """The output's bit depth and alpha, and its samples (+ the review image's) opened as row stores."""
-    image, fmt, (height, width) = state.image, state.fmt, state.image.size
+    image, fmt, (height, width) = state.image, state.fmt, output_size(state)  # larger for a super-resolution
     state.bit_depth = image.bit_depth if image.bit_depth in fmt.bit_depths else 8
     state.keep_alpha = image.has_alpha and fmt.alpha
     on_disk = state.memory is not None and state.memory["output"] == "disk"
@@ -46,17 +47,25 @@ def solver_input(state: RestoreState) -> ImageRows:
     return ImageRows(1, 1 if keep else image.channels, height, width, rows)
 
 
-def output_sink(state: RestoreState) -> RowSink:
-    """``emit`` for :func:`~flowprior.pipeline.rows.restore_rows`: restored rows -> colour -> strength -> samples."""
-    image, mask, store, review = state.image, state.mask_tensor, state.store, state.review_rows
+def output_sink(state: RestoreState, store: RowStore | None = None) -> RowSink:
+    """``emit`` for :func:`~flowprior.pipeline.rows.restore_rows`: restored rows -> colour -> strength -> samples.
+
+    ``store``: samples of the output's shape to fill instead of the output's own (a posterior sample); the review
+    image follows the output's only."""
+    image, factor = state.image, scale_factor(state)
+    store, review = (state.store, state.review_rows) if store is None else (store, None)
+    # what the restoration is compared with, on its own grid (a super-resolution's input is smaller)
+    input_rows = on_output_grid(image.rows, factor, image.size[0])
+    alpha_rows = on_output_grid(image.alpha_rows, factor, image.size[0])
+    mask = mask_on_output_grid(state.mask_tensor, factor)
 
     def emit(b: int, y0: int, y1: int, rows: torch.Tensor) -> None:
-        observed = image.rows(y0, y1)
+        observed = input_rows(y0, y1)
         part = None if mask is None else mask[..., y0:y1, :]
         if state.keep_chroma:
             rows = recombine_chroma(rows, observed, part, state.toning)
         rows = blend_toward_input(rows, observed, state.strength, part)
-        store[y0:y1] = to_hwc(rows, image.alpha_rows(y0, y1) if state.keep_alpha else None, state.bit_depth)
+        store[y0:y1] = to_hwc(rows, alpha_rows(y0, y1) if state.keep_alpha else None, state.bit_depth)
         if review is not None and review is not store:
             review[y0:y1] = to_hwc(rows, None, 8)
 

@@ -52,6 +52,8 @@ def write_provenance(request: RestoreRequest, state: RestoreState) -> dict[str, 
         "warnings": state.notes,
         "jpeg_from_file": state.jpeg_note,  # what the input's own JPEG tables said, when it is a JPEG
         "estimated": None if state.found is None else state.found.report,  # --degradation auto: every estimate
+        # --samples: the sampler's settings and stats, the std map (its scale and meaning) and saved samples
+        "posterior": state.posterior,
     }
     atomic_write_bytes(sidecar_path(request.target), json.dumps(sidecar, indent=2).encode())
     pending_path(request.target).unlink(missing_ok=True)  # the image and its sidecar are complete
@@ -80,6 +82,7 @@ def describe_output(request: RestoreRequest, state: RestoreState) -> dict[str, A
         "sha256": file_sha256(request.target),
         "format": state.fmt.name,
         "bit_depth": state.bit_depth,
+        "size": list(state.store.shape[:2]),  # the input's, or factor x larger after a downsampling
         "alpha": state.keep_alpha,
         "quality": state.quality,
         "compare": None if review is None else {"path": str(review), "sha256": file_sha256(review)},

@@ -32,7 +32,8 @@ def read_input(request: RestoreRequest, state: RestoreState) -> None:
     if request.memory_planner is not None and state.memory is None:  # no readable header: plan from the image
         shape = (height, width, image.channels, image.has_alpha, image.bit_depth)
         state.memory = plan(request.memory_planner, shape, request.target, state.recipe, state.prior,
-                            request.compare, state.mask, bool(state.replay) or request.keep_tiling)
+                            request.compare, state.mask, bool(state.replay) or request.keep_tiling, state.samples,
+                            request.save_samples)
     if state.memory is not None:
         state.recipe.tiling.max_tiles = state.memory["max_tiles"]
     state.mask_tensor = read_mask(state.mask, state.invert_mask) if state.mask is not None else None

@@ -1,5 +1,5 @@
-"""The restore recipe: typed settings (solver, tiling, warm start, model, seed) and how they are resolved from a
-recipe file, ``--set`` overrides and ``--steps``; and the prior a recipe names (:func:`load_model`)."""
+"""The restore recipe: typed settings (solver, tiling, warm start, model, seed, posterior sampler) and how they are
+resolved from a recipe file, ``--set`` overrides and ``--steps``; and the prior a recipe names (:func:`load_model`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
 from flowprior.solver import Stage, coarse_to_fine
 
 RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "init_unknown",
-                   "init_ensemble", "model", "seed")
+                   "init_ensemble", "model", "seed", "posterior")
 
 
 @dataclass
@@ -55,6 +55,94 @@ class TilingSection:
     max_tiles: int | None = None  # solve at most this many tiles at once (bounds memory); None = all
 
 
+POSTERIOR_METHODS = ("mala", "ula")
+POSTERIOR_OUTPUTS = ("map", "mean")
+POSTERIOR_STARTS = ("laplace", "map")
+
+
+@dataclass
+class PosteriorSection:
+    """How to draw posterior samples of a restoration by Langevin dynamics in the flow's latent space.
+
+    Each chain targets ``p(u | y) ∝ exp(-E(u) / temperature)`` with ``E`` the MAP solver's per-tile energy
+    (:class:`flowprior.solver.Energy`), started at (or around) the MAP latents. One step is
+    ``u' = u - h ∇E(u) / temperature + sqrt(2h) ξ``, ξ ~ N(0, I); MALA accepts it with the Metropolis-Hastings
+    ratio (exact target), ULA always does (biased by O(h)). With ``start="map"`` one chain per tile runs
+    ``burn_in + samples * thin`` steps and keeps every ``thin``-th state after the burn-in; with ``start="laplace"``
+    N chains per tile start at MAP + a draw of the diagonal Laplace approximation and each is kept after
+    ``burn_in`` steps (:mod:`flowprior.posterior.chains`).
+
+    The defaults are the settings measured in docs/benchmarks.md ("Posterior samples"); ``output`` stays ``"map"``
+    because the posterior mean of N = 8 cost 0.35-0.65 dB PSNR there. A restore recipe holds them as its
+    ``posterior:`` section (``--set posterior.burn_in=10``); ``flowprior restore --samples N`` sets ``samples``.
+
+    Args:
+        method: ``"mala"`` (Metropolis-adjusted, exact) or ``"ula"`` (unadjusted).
+        samples: N, the samples kept per tile.
+        start: ``"laplace"`` (N short chains per tile from Laplace draws around the MAP) or ``"map"`` (one chain
+            per tile from the MAP itself).
+        step_size: h at the start, in latent units (the latents are standardized: prior N(0, I)); with
+            ``precondition``, relative to each latent's own curvature (h = 1 would be a Newton-sized step).
+        burn_in: steps discarded first. With ``adapt`` (MALA only), each tile's h is tuned towards
+            ``target_accept`` during these steps and frozen after, so the kept samples come from a fixed kernel.
+        thin: steps between kept samples (``start="map"``).
+        adapt: tune h during the burn-in (MALA).
+        precondition: scale each latent's step by the inverse Gauss-Newton curvature of the energy at the start
+            (:mod:`flowprior.posterior.preconditioner`); without it, latents inside holes hardly move.
+        probes: vector-Jacobian products that estimate that curvature.
+        target_accept: the acceptance rate ``adapt`` aims at (0.574 is optimal for MALA in high dimension).
+        temperature: 1 samples the posterior the MAP objective defines; > 1 flattens it.
+        output: what the restored image is: ``"map"`` (the MAP estimate) or ``"mean"`` (the posterior mean).
+        seed: seeds the chains' ``torch.Generator`` (``flowprior restore --samples``; the Python functions use it
+            when the caller passes no generator). Apart from the operator's ``seed``, so the same restoration can
+            be sampled again with other chains.
+    """
+
+    method: str = "mala"
+    samples: int = 8
+    start: str = "laplace"
+    step_size: float = 0.1
+    burn_in: int = 30
+    thin: int = 4
+    adapt: bool = True
+    precondition: bool = True
+    probes: int = 4
+    target_accept: float = 0.574
+    temperature: float = 1.0
+    output: str = "map"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in POSTERIOR_METHODS:
+            raise ValueError(f"posterior.method must be one of {POSTERIOR_METHODS}, not {self.method!r}")
+        if self.start not in POSTERIOR_STARTS:
+            raise ValueError(f"posterior.start must be one of {POSTERIOR_STARTS}, not {self.start!r}")
+        if self.output not in POSTERIOR_OUTPUTS:
+            raise ValueError(f"posterior.output must be one of {POSTERIOR_OUTPUTS}, not {self.output!r}")
+        if self.samples < 1 or self.thin < 1 or self.burn_in < 0 or self.probes < 1:
+            raise ValueError("posterior: samples >= 1, thin >= 1, burn_in >= 0 and probes >= 1 are required")
+        if not self.step_size > 0 or not self.temperature > 0 or not 0 < self.target_accept < 1:
+            raise ValueError("posterior: step_size > 0, temperature > 0 and 0 < target_accept < 1 are required")
+
+    @property
+    def steps(self) -> int:
+        """Langevin steps of one chain (each one energy and gradient evaluation of its batch)."""
+        return self.burn_in + self.samples * self.thin
+
+    @property
+    def copies(self) -> int:
+        """Chains run at once per tile: the ensemble's N (``start="laplace"``), else one."""
+        return self.samples if self.start == "laplace" else 1
+
+    @property
+    def tile_steps(self) -> int:
+        """Decode-and-gradient evaluations per tile, its chains together (the sampling's cost in MAP tile-steps):
+        each chain's start and steps (an ensemble chain runs its burn-in and one kept step) and the probes."""
+        per_chain = 1 + (self.burn_in + 1 if self.start == "laplace" else self.steps)
+        probes = self.probes if self.precondition or self.start == "laplace" else 0
+        return self.copies * (per_chain + probes)
+
+
 @dataclass
 class RestoreRecipe:
     degradation: str = "jpeg+noise"
@@ -69,6 +157,8 @@ class RestoreRecipe:
     init_ensemble: int = 1
     model: str = "default"  # "default" (embedded) or a checkpoint path
     seed: int = 0
+    # how `flowprior restore --samples N` samples the posterior around the MAP (the section is inert without it)
+    posterior: PosteriorSection = field(default_factory=PosteriorSection)
 
     def stages(self, num_levels: int) -> list[Stage]:
         s = self.solver

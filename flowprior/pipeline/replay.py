@@ -14,7 +14,7 @@ from flowprior.recipe import from_dict
 
 #: The ``restore_file`` options that choose what is solved; a replay (``--params-from``) takes them from the sidecar.
 SOLVE_OPTIONS = ("degradation", "mask", "recipe", "settings", "operator_params", "steps", "seed", "init", "model",
-                 "chroma", "strength", "max_memory", "threads")
+                 "chroma", "strength", "max_memory", "threads", "samples")
 
 
 def resolve_recipe(
@@ -23,7 +23,8 @@ def resolve_recipe(
     """The resolved recipe of a run, and the sidecar's settings (:func:`replay_options`) when it replays one.
 
     Without ``params_from``: ``recipe`` (an object, a YAML path or the defaults) with ``settings`` and the
-    ``degradation``, ``seed``, ``init`` and ``model`` options on top (each when not None), and ``operator_params``.
+    ``degradation``, ``seed``, ``init`` and ``model`` options on top (each when not None), ``samples`` as
+    ``posterior.samples``, and ``operator_params``.
     With it: the sidecar's recipe, and any of :data:`SOLVE_OPTIONS` that is given is a UsageError. An option is
     given unless it is None or empty, so ``--seed 0`` and ``--strength 0`` count. ``steps`` is left to the caller
     (it needs the loaded prior's number of levels).
@@ -40,6 +41,8 @@ def resolve_recipe(
     overrides = dict(options.get("settings") or {})
     overrides.update({key: options[key] for key in ("degradation", "seed", "init", "model")
                       if options.get(key) is not None})
+    if options.get("samples") is not None:  # --samples N: N of the recipe's posterior section
+        overrides["posterior.samples"] = options["samples"]
     return build_recipe(options.get("recipe"), overrides, options.get("operator_params") or {}), None
 
 
@@ -51,7 +54,8 @@ def _given(value: Any) -> bool:
 
 def replay_options(sidecar: str | Path) -> dict[str, Any]:
     """Read a sidecar into the settings that replay its run: the resolved recipe (seed, schedule, tiling with
-    ``max_tiles``), the mask, the colour mode actually used, strength, quality, thread count and model sha256.
+    ``max_tiles``), the mask, the colour mode actually used, strength, quality, thread count, model sha256 and
+    whether posterior samples were drawn (``samples``: the recipe's ``posterior.samples``, else None).
 
     Raises:
         UsageError: not a readable flowprior sidecar, or its mask file changed since.
@@ -78,4 +82,5 @@ def replay_options(sidecar: str | Path) -> dict[str, Any]:
         "threads": data.get("runtime", {}).get("threads"),
         "input_sha256": (data.get("input") or {}).get("sha256"),
         "model_sha256": (data.get("model") or {}).get("sha256"),
+        "samples": recipe.posterior.samples if data.get("posterior") else None,
     }

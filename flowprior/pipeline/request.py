@@ -27,7 +27,10 @@ class RestoreRequest:
         chroma: ``"auto"`` (default), ``"keep"`` or ``"restore"`` (:mod:`flowprior.restore_file`).
         strength: blend toward the input, 0..1 (default 1: the restoration as is).
         quality: JPEG/WebP quality (lossy output only).
-        compare: also write ``compare_path(target)``: input | restored, 8-bit PNG.
+        compare: also write ``compare_path(target)``: input | restored (| the std map with ``samples``), 8-bit PNG.
+        samples: draw this many posterior samples around the MAP (the recipe's ``posterior`` section) and write
+            ``std_path(target)``; None: no sampling (:mod:`flowprior.pipeline.samples`).
+        save_samples: with ``samples``, also write each sample (``sample_path(target, k, samples)``).
         memory_planner: ``planner(height, width, recipe, prior, buffers) -> dict`` with ``max_tiles`` (the number of
             tiles solved at once) and ``output`` (``"disk"``: keep the output samples in a file), recorded as the
             sidecar's ``memory``; ``buffers`` is the file's :class:`flowprior.batch.memory.ImageBuffers`.
@@ -69,6 +72,8 @@ class RestoreRequest:
     accept_truncated: bool = False
     threads: int | None = None
     keep_tiling: bool = False
+    samples: int | None = None
+    save_samples: bool = False
 
 
 @dataclass
@@ -88,6 +93,7 @@ class RestoreState:
     strength: float = 1.0
     quality: int | None = None
     threads: int | None = None
+    samples: int | None = None  # posterior samples to draw (None: none); a replay's are the recorded run's
     prior: Any = None
     jpeg_note: Any = None  # what the input's own JPEG tables said (flowprior.jpeg_file.with_file_jpeg)
     notes: list[str] = field(default_factory=list)  # the sidecar's warnings, in the order they arose
@@ -109,6 +115,11 @@ class RestoreState:
     info: dict[str, Any] = field(default_factory=dict)
     review: Path | None = None
     write_seconds: float = 0.0
+    # posterior samples (flowprior.pipeline.samples): their row stores, the review image's extra panels (the std
+    # map) and what the sidecar records of them
+    posterior_rows: Any = None
+    review_panels: list[Any] = field(default_factory=list)
+    posterior: dict[str, Any] | None = None
 
     @property
     def keep_chroma(self) -> bool:

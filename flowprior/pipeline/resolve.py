@@ -12,7 +12,7 @@ from flowprior.errors import UsageError
 from flowprior.io import output_format, read_image
 from flowprior.jpeg_file import with_file_jpeg
 from flowprior.output_guard import check_writable
-from flowprior.pipeline.paths import compare_path, detected_mask_path, sidecar_path
+from flowprior.pipeline.paths import compare_path, detected_mask_path, posterior_paths, sidecar_path
 from flowprior.pipeline.recipe import load_model, with_total_steps
 from flowprior.pipeline.replay import SOLVE_OPTIONS, resolve_recipe
 from flowprior.pipeline.request import RestoreRequest, RestoreState
@@ -37,13 +37,16 @@ def resolve_settings(request: RestoreRequest) -> RestoreState:
     options = {name: getattr(request, "memory_planner" if name == "max_memory" else name) for name in SOLVE_OPTIONS}
     recipe, replay = resolve_recipe(request.params_from, **options)
     state = RestoreState(started_at, clock, fmt, recipe, replay, mask=request.mask, invert_mask=request.invert_mask,
-                         quality=request.quality, threads=request.threads)
+                         quality=request.quality, threads=request.threads, samples=request.samples)
     chroma, strength = request.chroma, request.strength
     if replay:
         state.mask, state.invert_mask = replay["mask"], replay["invert_mask"]
         chroma, strength = replay["chroma"], replay["strength"]
         state.quality = request.quality if request.quality is not None else replay["quality"]
         state.threads = replay["threads"] or request.threads
+        state.samples = replay["samples"]
+    if request.save_samples and not state.samples:
+        raise UsageError("--save-samples writes the posterior samples of --samples N; add --samples")
     state.chroma, state.strength = chroma or "auto", 1.0 if strength is None else float(strength)
     if state.chroma not in CHROMA_MODES:
         raise UsageError(f"--chroma must be one of {', '.join(CHROMA_MODES)}, not {state.chroma!r}")
@@ -67,6 +70,7 @@ def claim_outputs(request: RestoreRequest, state: RestoreState) -> None:
     target, replay = request.target, state.replay
     detected = None if state.found is None or state.found.mask is None else detected_mask_path(target)
     written = [target, sidecar_path(target)] + ([compare_path(target)] if request.compare else [])
+    written += posterior_paths(target, state.samples, request.save_samples)  # STEM.std.png, STEM.sample-NN.png
     check_writable(written + [detected] * bool(detected),
                    [request.source, request.mask, request.params_from, replay and replay["mask"]], request.overwrite)
     if detected:

@@ -49,20 +49,40 @@ def restore_rows(source: ImageRows, recipe: RestoreRecipe | None = None, mask: T
     started = time.perf_counter()
     prior = prior if prior is not None else load_model(recipe.model)
     bound = bind_operator(source, recipe, mask, prior)
+    grid, observed = tile_grids(source, bound, prior.patch_size, recipe)
     warm = warm_start(source, recipe, bound)
     timings = {"init": time.perf_counter() - started}
 
-    grid = tiling.make_grid(source.height, source.width, tile=prior.patch_size, overlap=recipe.tiling.overlap,
-                            align=math.lcm(bound.op.block_size(), 1))
     stages = recipe.stages(prior.num_levels)
     total = sum(s.steps for s in stages) * source.batch * grid.num_tiles
     bar = tqdm(total=total, disable=not progress, desc="restore", unit="tile-step", dynamic_ncols=True)
-    chunks = solve_tiles(prior, recipe, bound, warm, grid, source.batch, stages, bar.update)
+    chunks = solve_tiles(prior, recipe, bound, warm, grid, source.batch, stages, bar.update, observed)
     energies, rollbacks = blend(chunks, grid, bound.gray, emit)
     bar.close()
     timings["solve"] = time.perf_counter() - started - timings["init"]
     timings["total"] = time.perf_counter() - started
     return describe_restore(recipe, prior, bound, warm, grid, energies, rollbacks, timings)
+
+
+def tile_grids(source: ImageRows, bound: BoundOperator, tile: int, recipe: RestoreRecipe
+               ) -> tuple[tiling.TileGrid, tiling.TileGrid]:
+    """(the tiles of the restoration, on the clean grid; the matching tiles of the observation). They are the same
+    grid unless the degradation downsamples: then the clean tiles start on whole low-resolution pixels and each
+    observes its low-resolution region (:func:`flowprior.tiling.observed_grid`). Settled before any work, so what
+    cannot be tiled is refused at once."""
+    factor = bound.height // source.height
+    if (bound.height, bound.width) != (source.height * factor, source.width * factor):
+        raise UsageError(f"{bound.op.spec()!r}: the clean grid {bound.height}x{bound.width} is not a whole "
+                         f"multiple of the {source.height}x{source.width} image")
+    if factor > 1 and recipe.solver.data_term == "identity":
+        raise UsageError("solver.data_term=identity compares the restoration with the input pixel by pixel, which "
+                         "a downsampling's smaller input cannot be; use solver.data_term=operator")
+    try:
+        grid = tiling.make_grid(bound.height, bound.width, tile=tile, overlap=recipe.tiling.overlap,
+                                align=math.lcm(bound.op.block_size(), factor))
+    except ValueError as error:  # e.g. a JPEG after a x4 downsampling: 64-px blocks leave no stride in a tile
+        raise UsageError(f"{bound.op.spec()!r} cannot be cut into {tile}-px tiles: {error}") from None
+    return grid, tiling.observed_grid(grid, factor, source.height, source.width)
 
 
 def describe_restore(recipe: RestoreRecipe, prior, bound: BoundOperator, warm: WarmStart, grid: tiling.TileGrid,
@@ -75,6 +95,7 @@ def describe_restore(recipe: RestoreRecipe, prior, bound: BoundOperator, warm: W
         "params": summarize_params(warm.params),
         "tiles": {"count": grid.num_tiles, "size": grid.tile, "overlap": grid.overlap, "align": grid.align,
                   "streamed": warm.streaming.rows},
+        "output_size": [grid.height, grid.width],  # the clean grid: larger than the input for a downsampling
         "stage_energies": mean_energies(energies),
         "rollbacks": rollbacks,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},

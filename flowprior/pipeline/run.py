@@ -4,8 +4,8 @@
     plan_memory                                                                 (plan: from the file's header)
     read_input -> open_output_rows                                              (read)
     restore_pixels = restore_rows: bind_operator -> warm_start -> solve_tiles -> blend
-    [posterior samples: the place of a --samples stage]
-    write_image -> write_provenance                                             (write + provenance)
+    sample_posterior (--samples N: from the MAP rows, same recipe, mask, prior)  (posterior samples)
+    write_image -> write_posterior -> write_provenance                           (write + provenance)
 
 Each stage reads the frozen :class:`~flowprior.pipeline.request.RestoreRequest` and fills its part of the
 :class:`~flowprior.pipeline.request.RestoreState`.
@@ -13,7 +13,9 @@ Each stage reads the frozen :class:`~flowprior.pipeline.request.RestoreRequest` 
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -25,6 +27,7 @@ from flowprior.pipeline.read import read_input
 from flowprior.pipeline.request import RestoreRequest, RestoreState
 from flowprior.pipeline.resolve import choose_degradation, claim_outputs, load_prior, resolve_settings
 from flowprior.pipeline.rows import restore_rows
+from flowprior.pipeline.samples import keep_map_rows, open_posterior_rows, sample_posterior, write_posterior
 from flowprior.pipeline.write import write_image
 
 
@@ -46,10 +49,12 @@ def run_restore(request: RestoreRequest) -> dict[str, Any]:
             plan_memory(request, state)
             read_input(request, state)
             open_output_rows(request, state)
+            open_posterior_rows(request, state)
             restore_pixels(request, state)
-            # posterior samples (a --samples option) go here: flowprior.posterior.sampling.sample_rows starts its
-            # chains from the MAP rows just restored, under the same recipe, mask and prior
+            with solver_threads(state):  # the chains' float reductions depend on it too
+                sample_posterior(request, state)
             write_image(request, state)
+            write_posterior(request, state)
     finally:
         for opened in state.stores:
             opened.close()
@@ -58,13 +63,21 @@ def run_restore(request: RestoreRequest) -> dict[str, Any]:
 
 
 def restore_pixels(request: RestoreRequest, state: RestoreState) -> None:
-    """:func:`~flowprior.pipeline.rows.restore_rows` on the file's rows into the output rows, at the request's
-    thread count (float reductions depend on it; a replay uses the recorded one)."""
+    """:func:`~flowprior.pipeline.rows.restore_rows` on the file's rows into the output rows (and, with
+    ``--samples``, the MAP rows the chains start from), at the request's thread count."""
+    with solver_threads(state):
+        state.info = restore_rows(solver_input(state), state.recipe, mask=state.mask_tensor, prior=state.prior,
+                                  progress=request.progress, emit=keep_map_rows(state, output_sink(state)))
+
+
+@contextlib.contextmanager
+def solver_threads(state: RestoreState) -> Iterator[None]:
+    """Torch at the request's thread count while the solver or the sampler runs (float reductions depend on it;
+    a replay uses the recorded one)."""
     state.threads = torch.get_num_threads() if state.threads is None else state.threads
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(state.threads)
     try:
-        state.info = restore_rows(solver_input(state), state.recipe, mask=state.mask_tensor, prior=state.prior,
-                                  progress=request.progress, emit=output_sink(state))
+        yield
     finally:
         torch.set_num_threads(previous_threads)

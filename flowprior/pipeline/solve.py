@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from flowprior import tiling
+from flowprior.conditioning import data_noise_std
 from flowprior.pipeline.operator import BoundOperator
 from flowprior.pipeline.recipe import RestoreRecipe, SolverSection
 from flowprior.pipeline.warm_start import WarmStart
@@ -17,18 +18,25 @@ from flowprior.solver.weighting import noise_matched_weight
 
 
 def solve_tiles(prior, recipe: RestoreRecipe, bound: BoundOperator, warm: WarmStart, grid: tiling.TileGrid,
-                batch: int, stages: list[Stage], progress: Callable[[int], None]) -> Iterator[SolveResult]:
-    """The solved chunks of tiles, in tile order; each chunk's observation and warm start are read just then."""
+                batch: int, stages: list[Stage], progress: Callable[[int], None],
+                observed_grid: tiling.TileGrid | None = None) -> Iterator[SolveResult]:
+    """The solved chunks of tiles, in tile order; each chunk's observation and warm start are read just then.
+
+    ``grid`` holds the tiles of the restoration (the clean grid), ``observed_grid`` the matching tiles of the
+    observation and of the maps on its grid (``grid`` itself unless the degradation downsamples).
+    """
     op, params, observed_mask = bound.op, warm.params, bound.observed_mask
+    observed_grid = observed_grid or grid
     solver = LatentMAPSolver(prior, recipe.solver.optimizer, progress=progress)
     num_tiles = batch * grid.num_tiles  # all tiles of all images
     for rows in tiling.iter_chunks(num_tiles, recipe.tiling.max_tiles or num_tiles):
-        chunk_params = tiling.split_params_range(params, grid, batch, rows.start, rows.stop)
+        chunk_params = tile_params(params, (grid, observed_grid), batch, rows.start, rows.stop)
         forward = None
         if recipe.solver.data_term == "operator":
             forward = lambda x, p=chunk_params: op.forward_model(x, p)
-        chunk_mask = None if observed_mask is None else tiling.split_range(observed_mask, grid, rows.start, rows.stop)
-        observed = tiling.split_range(warm.y, grid, rows.start, rows.stop)
+        chunk_mask = None if observed_mask is None else tiling.split_range(observed_mask, observed_grid,
+                                                                           rows.start, rows.stop)
+        observed = tiling.split_range(warm.y, observed_grid, rows.start, rows.stop)
         energy = Energy(observed=observed, mask=chunk_mask,
                         forward=forward, weight=data_weight(recipe.solver, op, chunk_params, observed.dtype),
                         prior_term=recipe.solver.prior_term)
@@ -39,9 +47,29 @@ def solve_tiles(prior, recipe: RestoreRecipe, bound: BoundOperator, warm: WarmSt
         yield result
 
 
+def tile_params(params: dict[str, Tensor], grids: tuple[tiling.TileGrid, ...], batch: int, start: int,
+                stop: int) -> dict[str, Tensor]:
+    """Each tile's params (:func:`flowprior.tiling.split_params_range`): a map is cut with the grid whose image
+    size it has (a member before a downsampling has its maps on the clean grid, one after it on the observed)."""
+    out: dict[str, Tensor] = {}
+    for index, grid in enumerate(grids):
+        size = (grid.height, grid.width)
+        sized = {key for key, value in params.items() if value.dim() == 4 and tuple(value.shape[-2:]) == size}
+        if index == len(grids) - 1:  # the last grid takes everything left, maps and per-image values alike
+            out.update(tiling.split_params_range({k: v for k, v in params.items() if k not in out}, grid, batch,
+                                                 start, stop, spatial_keys=sized))
+        elif sized:
+            out.update(tiling.split_params_range({k: params[k] for k in sized}, grid, batch, start, stop,
+                                                 spatial_keys=sized))
+    return out
+
+
 def data_weight(solver: SolverSection, op, tile_params: dict, dtype: torch.dtype):
-    """λ for a chunk of tiles: fixed, or matched per tile to the noise the degradation declares."""
-    sigma = op.noise_std(tile_params) if solver.noise_temperature is not None else None
+    """λ for a chunk of tiles: fixed, or matched per tile to the noise the degradation declares (with the
+    identity data term, a JPEG's quantization noise counts as noise)."""
+    sigma = None
+    if solver.noise_temperature is not None:
+        sigma = data_noise_std(op, tile_params, jpeg_modelled=solver.data_term == "operator")
     weight = noise_matched_weight(sigma, solver.noise_temperature, solver.weight)
     return weight.to(dtype) if isinstance(weight, torch.Tensor) else weight
 

@@ -30,13 +30,16 @@ def stream_mode(init: str, op, params: dict[str, Tensor], height: int, width: in
     It streams when the warm start can be computed a band at a time: the identity initializer (pixel by pixel) or
     a deterministic learned one on an image large enough to run in blocks (:func:`flowprior.warm_bands.can_band`,
     one image), and only without holes (filling them looks at the whole image), without a parameter the size of
-    the image, and without a realization to estimate (a haze depth is estimated from the whole image).
+    the image, without a realization to estimate (a haze depth is estimated from the whole image), and without a
+    size change (a downsampling's warm start upsamples the whole observation; bands of the clean grid would need
+    bands of the input with a margin that the band readers do not take): such an image is restored whole.
 
     Args:
         params: the operator's params, sampled for an image of ``sampled_at`` (default: this image's size).
     """
     size = sampled_at or (height, width)
-    per_band = op.observed_mask(params) is None and not _image_sized(params, size) and not op.realization
+    per_band = op.observed_mask(params) is None and not _image_sized(params, size) and not op.realization \
+        and op.input_size(height, width) == (height, width)
     banded = per_band and batch == 1 and can_band(init, height, width)
     return Streaming(rows=per_band and (init == "identity" or banded), banded=banded)
 

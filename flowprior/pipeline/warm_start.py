@@ -71,4 +71,7 @@ def warm_start(source: ImageRows, recipe: RestoreRecipe, bound: BoundOperator) -
         y = torch.cat([solve_rows(b, 0, source.height) for b in range(source.batch)])
         params = estimate_realization(op, y, params)
         x0 = initializer(y, op, params)
+        if tuple(x0.shape[-2:]) != (bound.height, bound.width):
+            raise UsageError(f"the {recipe.init!r} warm start gives {x0.shape[-2]}x{x0.shape[-1]} images, but "
+                             f"{op.spec()!r} restores onto {bound.height}x{bound.width}; use --init inverse")
     return WarmStart(y, x0, params, mode, initializer)

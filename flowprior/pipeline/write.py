@@ -7,6 +7,7 @@ import time
 
 import flowprior
 from flowprior.io import PROCESSING_SOFTWARE_TAG, set_exif_text, write_array
+from flowprior.pipeline.clean_grid import input_rows
 from flowprior.pipeline.paths import compare_path, mark_pending
 from flowprior.pipeline.request import RestoreRequest, RestoreState
 from flowprior.review import side_by_side
@@ -36,5 +37,5 @@ def write_image(request: RestoreRequest, state: RestoreState) -> None:
                 dpi=image.dpi)
     if request.compare:
         state.review = compare_path(request.target)
-        write_array(state.review, side_by_side(image.rows, state.review_rows))
+        write_array(state.review, side_by_side(input_rows(state), state.review_rows, extra=state.review_panels))
     state.write_seconds = time.perf_counter() - started

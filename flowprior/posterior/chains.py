@@ -49,7 +49,7 @@ def sample_tiles(energy: Energy, prior: Prior, z0: list[Tensor], config: Posteri
 
     Returns the chains' stats, per tile (an ensemble's averaged over its chains).
     """
-    copies = config.samples if config.start == "laplace" else 1
+    copies = config.copies
     energy = replicate(energy, copies) if copies > 1 else energy
     z = [zi.detach().repeat(copies, *([1] * (zi.ndim - 1))) for zi in z0]
     preconditioner = None

@@ -1,10 +1,12 @@
 """Posterior samples of a whole image: the MAP's tiles, one Langevin chain per tile, blended like the MAP.
 
 Every tile's chain targets the same per-tile energy the MAP solver minimized (the recipe's data term, weight λ,
-mask and prior term), starts at the MAP latents of that tile (``prior.encode`` of the MAP image's tile) and keeps
-``config.samples`` states. Tiles are chained ``recipe.tiling.max_tiles`` at a time, like the MAP, and the
-per-tile mean and second moment are blended with the MAP's overlap weights (:mod:`flowprior.posterior.moments`),
-so memory stays bounded by the chunk and a band of rows, as for the MAP.
+mask and prior term: the operator bound by :func:`flowprior.pipeline.operator.bind_operator`, as for the MAP, with
+a realization estimated from the whole image the same way), starts at the MAP latents of that tile
+(``prior.encode`` of the MAP image's tile) and keeps ``config.samples`` states. Tiles are chained
+``recipe.tiling.max_tiles`` at a time, like the MAP, and the per-tile mean and second moment are blended with the
+MAP's overlap weights (:mod:`flowprior.posterior.moments`), so memory stays bounded by the chunk and a band of rows,
+as for the MAP.
 """
 
 from __future__ import annotations
@@ -20,18 +22,14 @@ from torch import Tensor
 
 from flowprior import tiling
 from flowprior.errors import UsageError
+from flowprior.pipeline.image_rows import ImageRows
+from flowprior.pipeline.operator import BoundOperator, bind_operator, estimate_realization
+from flowprior.pipeline.recipe import RestoreRecipe, load_model
+from flowprior.pipeline.rows import restore_rows
+from flowprior.pipeline.solve import data_weight, initial_latents
 from flowprior.posterior.chains import sample_tiles
 from flowprior.posterior.config import PosteriorSection
 from flowprior.posterior.moments import RunningMoments, second_moment, variance_from_moments
-from flowprior.restoration import (
-    ImageRows,
-    RestoreRecipe,
-    _build_operator,
-    _data_weight,
-    initial_latents,
-    load_model,
-    restore_tensor,
-)
 from flowprior.solver import Energy
 
 #: ``emit(b, y0, y1, mean, std, samples)``: rows (1, C, y1 - y0, W) float32 of image ``b``; ``samples`` is
@@ -58,16 +56,34 @@ class PosteriorResult:
     info: dict[str, Any]
 
 
-def _chunk_energy(recipe: RestoreRecipe, op, params: dict, observed_mask, y, grid, batch: int,
+def _chunk_energy(recipe: RestoreRecipe, bound: BoundOperator, params: dict, y, grid, batch: int,
                   rows: range) -> Energy:
-    """The MAP solver's energy for tiles ``rows`` (what :func:`flowprior.restoration.restore_rows` builds)."""
+    """The MAP solver's energy for tiles ``rows`` (what :func:`flowprior.pipeline.solve.solve_tiles` builds)."""
+    op, observed_mask = bound.op, bound.observed_mask
     chunk_params = tiling.split_params_range(params, grid, batch, rows.start, rows.stop)
     forward = (lambda x: op.forward_model(x, chunk_params)) if recipe.solver.data_term == "operator" else None
     chunk_mask = None if observed_mask is None else tiling.split_range(observed_mask, grid, rows.start, rows.stop)
     observed = tiling.split_range(y, grid, rows.start, rows.stop)
     return Energy(observed=observed, mask=chunk_mask, forward=forward,
-                  weight=_data_weight(recipe.solver, op, chunk_params, observed.dtype),
+                  weight=data_weight(recipe.solver, op, chunk_params, observed.dtype),
                   prior_term=recipe.solver.prior_term)
+
+
+def refuse_size_change(op, height: int, width: int) -> None:
+    """Refuse (exit 2) a degradation that changes the image size (a downsampling): the chains cut the observation's
+    tiles on the restoration's own grid, so they would compare tiles of two sizes; an error beats a wrong map."""
+    if op.output_size(height, width) != (height, width):
+        raise UsageError(f"posterior samples (--samples) do not support {op.spec()!r} yet: it changes the image "
+                         "size, and the sampler cuts its tiles on one grid")
+
+
+def _map_params(bound: BoundOperator, y: tiling.RowReader, source: ImageRows) -> dict:
+    """The params the MAP's energy used: the bound ones, with a realization (a haze depth) estimated from the whole
+    image as :func:`flowprior.pipeline.warm_start.warm_start` does (such a restore never streams)."""
+    if not bound.op.realization:
+        return bound.params
+    whole = torch.cat([y(b, 0, source.height) for b in range(source.batch)])
+    return estimate_realization(bound.op, whole, bound.params)
 
 
 def _chain_tiles(energy: Energy, prior, prior_weight: float, z0, config: PosteriorSection, generator,
@@ -104,18 +120,15 @@ def sample_rows(source: ImageRows, x_map: Tensor | tiling.RowReader, recipe: Res
         Info: acceptance rate and final step size (mean over tiles), non-finite rejections, seconds.
     """
     started = time.perf_counter()
-    batch, height, width, gray = source.batch, source.height, source.width, source.channels == 1
-    channels = getattr(prior, "in_channels", 3)
-    shape = (batch, channels, height, width)
-    if mask is not None:
-        mask = (mask.reshape(-1, 1, height, width).expand(batch, -1, -1, -1) > 0.5).float()
-    op, params = _build_operator(recipe, shape, mask)
-    observed_mask = op.observed_mask(params)
-    y = _as_model_channels(source.read, channels)
-    x_map = _as_model_channels(x_map if callable(x_map) else ImageRows.of(x_map).read, channels)
-    grid = tiling.make_grid(height, width, tile=prior.patch_size, overlap=recipe.tiling.overlap,
-                            align=math.lcm(op.block_size(), 1))
-    c_out = 1 if gray else channels
+    batch, width = source.batch, source.width
+    bound = bind_operator(source, recipe, mask, prior)  # the MAP's own operator, params and colour space
+    refuse_size_change(bound.op, source.height, width)
+    y = _as_model_channels(source.read, bound.channels)
+    params = _map_params(bound, y, source)
+    x_map = _as_model_channels(x_map if callable(x_map) else ImageRows.of(x_map).read, bound.channels)
+    grid = tiling.make_grid(source.height, width, tile=prior.patch_size, overlap=recipe.tiling.overlap,
+                            align=math.lcm(bound.op.block_size(), 1))
+    gray, c_out = bound.gray, 1 if bound.gray else bound.channels
 
     def split_rows(b: int, y0: int, y1: int, rows: Tensor) -> None:
         mean, second = rows[:, :c_out], rows[:, c_out : 2 * c_out]
@@ -128,10 +141,10 @@ def sample_rows(source: ImageRows, x_map: Tensor | tiling.RowReader, recipe: Res
     blender = tiling.Blender(grid, split_rows)
     acceptance, step_size, nonfinite = [], [], 0
     # an ensemble chains N copies of each tile at once: fewer tiles per chunk keep the memory the recipe planned
-    copies = config.samples if config.start == "laplace" else 1
+    copies = config.copies
     per_chunk = max(1, (recipe.tiling.max_tiles or batch * grid.num_tiles * copies) // copies)
     for rows in tiling.iter_chunks(batch * grid.num_tiles, per_chunk):
-        energy = _chunk_energy(recipe, op, params, observed_mask, y, grid, batch, rows)
+        energy = _chunk_energy(recipe, bound, params, y, grid, batch, rows)
         z0 = initial_latents(prior, tiling.split_range(x_map, grid, rows.start, rows.stop), "full")
         tiles, stats = _chain_tiles(energy, prior, recipe.solver.prior_weight, z0, config, generator, gray,
                                     keep_samples)
@@ -164,9 +177,9 @@ def sample_restoration(y: Tensor, recipe: RestoreRecipe | None = None, mask: Ten
         recipe: the restore recipe (degradation spec, operator params, solver and tiling sections).
         mask: (B, 1, H, W), 1 = observed, 0 = missing, or None.
         prior: a loaded prior; defaults to ``recipe.model``.
-        x_map: the MAP restoration of ``y`` under ``recipe``; computed with
-            :func:`flowprior.restoration.restore_tensor` when None.
-        config: the sampler's settings (:class:`PosteriorSection`); defaults to its defaults.
+        x_map: the MAP restoration of ``y`` under ``recipe``; computed (as
+            :func:`flowprior.restoration.restore_tensor` does) when None.
+        config: the sampler's settings (:class:`PosteriorSection`); defaults to the recipe's ``posterior``.
         generator: the chains' randomness; defaults to one seeded with ``config.seed``.
         keep_samples: also return the N samples.
 
@@ -179,12 +192,12 @@ def sample_restoration(y: Tensor, recipe: RestoreRecipe | None = None, mask: Ten
     if y.ndim != 4 or y.shape[1] not in (1, 3) or not torch.isfinite(y).all():
         raise UsageError(f"expected finite (B, C, H, W) images with 1 or 3 channels, got shape {tuple(y.shape)}")
     recipe = recipe or RestoreRecipe()
-    config = config or PosteriorSection()
+    config = config or recipe.posterior
     prior = prior if prior is not None else load_model(recipe.model)
     generator = generator if generator is not None else torch.Generator().manual_seed(config.seed)
     started = time.perf_counter()
     if x_map is None:
-        x_map = restore_tensor(y, recipe, mask, prior).image
+        x_map = _map_restoration(y, recipe, mask, prior)
     map_seconds = time.perf_counter() - started
     mean, std = torch.empty(y.shape), torch.empty(y.shape)
     samples = torch.empty((config.samples, *y.shape)) if keep_samples else None
@@ -198,3 +211,15 @@ def sample_restoration(y: Tensor, recipe: RestoreRecipe | None = None, mask: Ten
     info["map_seconds"] = round(map_seconds, 3)
     image = mean.clamp(0, 1) if config.output == "mean" else x_map.float()
     return PosteriorResult(image, mean, std, samples, info)
+
+
+def _map_restoration(y: Tensor, recipe: RestoreRecipe, mask: Tensor | None, prior) -> Tensor:
+    """The MAP restoration, as :func:`flowprior.restoration.restore_tensor` gives it (that module imports this one
+    for ``restore(samples=N)``, so this one cannot import it back)."""
+    out = torch.empty(y.shape, dtype=torch.float32)
+
+    def keep(b: int, y0: int, y1: int, rows: Tensor) -> None:
+        out[b : b + 1, :, y0:y1] = rows
+
+    restore_rows(ImageRows.of(y), recipe, mask, prior, emit=keep)
+    return out

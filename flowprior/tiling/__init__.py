@@ -23,7 +23,10 @@ Conventions:
   read by rows), and :class:`Blender` blends tiles as they arrive, handing each image row out once final; the
   values do not depend on how the tiles were chunked.
 
-Modules: ``grid`` (:func:`make_grid`, :func:`iter_chunks`), ``cut`` (:func:`split_range`,
+* Super-resolution: the tiles lie on the clean (larger) grid; :func:`observed_grid` gives the matching tiles of
+  the low-resolution observation.
+
+Modules: ``grid`` (:func:`make_grid`, :func:`observed_grid`, :func:`iter_chunks`), ``cut`` (:func:`split_range`,
 :func:`split_params_range`), ``blend`` (:class:`Blender`).
 
 Example:
@@ -40,7 +43,7 @@ Example:
 """
 from flowprior.tiling.blend import Blender
 from flowprior.tiling.cut import RowReader, padded_rows, split_params_range, split_range
-from flowprior.tiling.grid import WINDOWS, TileGrid, iter_chunks, make_grid
+from flowprior.tiling.grid import WINDOWS, TileGrid, iter_chunks, make_grid, observed_grid
 
-__all__ = ["WINDOWS", "Blender", "RowReader", "TileGrid", "iter_chunks", "make_grid", "padded_rows",
-           "split_params_range", "split_range"]
+__all__ = ["WINDOWS", "Blender", "RowReader", "TileGrid", "iter_chunks", "make_grid", "observed_grid",
+           "padded_rows", "split_params_range", "split_range"]

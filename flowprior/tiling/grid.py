@@ -106,6 +106,29 @@ def make_grid(
     )
 
 
+def observed_grid(grid: TileGrid, factor: int, height: int, width: int) -> TileGrid:
+    """The tiles of a ``height`` x ``width`` observation that is ``grid``'s image downsampled by ``factor``: tile
+    ``t`` is the low-resolution region of ``grid``'s tile ``t`` (origins / factor, side ``tile // factor``), so
+    :func:`~flowprior.tiling.split_range` cuts each clean-grid tile's own observation. A downsampling crops to a
+    multiple of the factor, so a tile side that is not one (64 px at x3) observes its first ``tile // factor``
+    low-resolution pixels (63 px) and leaves the last row and column to the prior.
+
+    Raises:
+        ValueError: origins not on the factor's grid (``grid.align`` must be a multiple of it), or an observation
+            that is not the grid's image downsampled.
+    """
+    if factor == 1:
+        return grid
+    if grid.align % factor or (grid.height // factor, grid.width // factor) != (height, width):
+        raise ValueError(f"a {height}x{width} observation is not the x{factor} downsampling of a "
+                         f"{grid.height}x{grid.width} grid aligned to {grid.align}")
+    tile, ys, xs = grid.tile // factor, tuple(y // factor for y in grid.ys), tuple(x // factor for x in grid.xs)
+    return TileGrid(height=height, width=width, tile=tile, overlap=tile - grid.stride // factor,
+                    stride=grid.stride // factor, align=grid.align // factor, padded_height=ys[-1] + tile,
+                    padded_width=xs[-1] + tile, ys=ys, xs=xs, origins=tuple((y, x) for y in ys for x in xs),
+                    window=grid.window)
+
+
 def iter_chunks(num_tiles: int, max_tiles: int) -> list[range]:
     """Consecutive index ranges of at most ``max_tiles`` covering ``range(num_tiles)``, to bound memory.
 

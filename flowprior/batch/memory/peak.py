@@ -41,6 +41,12 @@ WARM_BAND_BYTES_PER_PIXEL = 24
 FIXED_BYTES = 64 * 1024**2
 
 
+#: Float64 copies of a row of tiles the tile blender holds at once (pending tiles, weighted, folded, accumulated):
+#: the MAP's band term (BAND_BYTES_PER_PIXEL) is about this many copies of 3 channels. The posterior sampler blends
+#: its mean, second moment and kept samples stacked on channels the same way (flowprior.posterior.sampling).
+BLEND_COPIES = 5
+
+
 @dataclass(frozen=True)
 class ImageBuffers:
     """Bytes per pixel of the whole-image arrays of one file (:func:`image_buffers` fills them in).
@@ -53,6 +59,11 @@ class ImageBuffers:
         encode: transient while the output is encoded by Pillow (JPEG, WebP, 8-bit and gray TIFF): its copy of the
             image and the encoded bytes. PNG and 16-bit colour TIFF are encoded a block of rows at a time (0).
         streamed: the float tensors exist a band at a time (:func:`flowprior.pipeline.streaming.stream_mode`).
+        posterior: ``--samples``: held from the MAP until the output is written: the MAP rows (float32, the chains'
+            start), the std map (16-bit) and the saved samples (output samples each); on disk with the output.
+        posterior_band: ``--samples``: bytes per pixel of the padded rows the sampler's blend spans.
+        chains: ``--samples``: the fewest tile chains sampled at once (the ensemble runs N chains of a tile
+            together, so it needs N tiles' worth of memory even when the plan solves fewer tiles at once); 0 without.
     """
 
     decode: float = 7.0
@@ -61,12 +72,17 @@ class ImageBuffers:
     review: float = 0.0
     encode: float = 0.0
     streamed: bool = True
+    posterior: float = 0.0
+    posterior_band: float = 0.0
+    chains: int = 0
 
 
 def image_buffers(channels: int = 3, alpha: bool = False, bit_depth: int = 8, output_format: str = ".png",
-                  compare: bool = False, streamed: bool = True) -> ImageBuffers:
+                  compare: bool = False, streamed: bool = True, samples: int = 0, save_samples: bool = False,
+                  chains: int = 0) -> ImageBuffers:
     """The :class:`ImageBuffers` of a file with ``channels`` colour channels (+ ``alpha``) of ``bit_depth`` bits,
-    written to ``output_format`` (a suffix) — what ``restore_file`` holds for it."""
+    written to ``output_format`` (a suffix) — what ``restore_file`` holds for it; with ``samples`` posterior
+    samples (``save_samples``: each kept as an image), ``chains`` of a tile sampled at once."""
     from flowprior.io import output_format as format_of
 
     fmt = format_of("x" + output_format)
@@ -82,6 +98,10 @@ def image_buffers(channels: int = 3, alpha: bool = False, bit_depth: int = 8, ou
         review=channels if compare and out_sample == 2 else 0,
         encode=0 if streamed_encoder else 4 + 3 * out_channels * out_sample,
         streamed=streamed,
+        # the MAP rows (float32) + the std (16-bit) in the solver's channels, + each saved sample as output samples
+        posterior=(4 + 2) * channels + save_samples * samples * out_channels * out_sample if samples else 0,
+        posterior_band=BLEND_COPIES * 8 * channels * (2 + save_samples * samples) if samples else 0,
+        chains=chains if samples else 0,
     )
 
 
@@ -93,11 +113,12 @@ def estimate(height: int, width: int, recipe, patch: int, cost: TileCost, baseli
         ``baseline``, ``image_bytes`` (whole-image arrays held while solving), ``network_bytes`` (a learned warm
         start's activations), ``band_bytes``, ``bytes_per_tile``,
         ``max_tiles``, ``read_bytes``, ``write_bytes``, ``output`` (``memory`` or ``disk``), ``streamed``,
-        ``estimated_peak`` (bytes; module docstring).
+        ``estimated_peak`` (bytes; module docstring); with posterior samples also ``sample_bytes`` (the sampling
+        phase: the MAP's tile cost per chain, since a chain step is one decode and gradient like a MAP step).
     """
     buffers = buffers or ImageBuffers()
     pixels = height * width
-    output = 0 if output_on_disk else buffers.output
+    output = 0 if output_on_disk else buffers.output + buffers.posterior
     held = (buffers.input + output + buffers.review) * pixels
     band = 0
     network = _network_bytes(height, width, recipe)
@@ -114,6 +135,8 @@ def estimate(height: int, width: int, recipe, patch: int, cost: TileCost, baseli
     warm = held + network + FIXED_BYTES if network and not banded else 0
     write = (buffers.input + output + buffers.review + buffers.encode) * pixels + FIXED_BYTES
     solve = held + band + max_tiles * cost.bytes_per_tile + FIXED_BYTES
+    sample = _sample_bytes(height, width, recipe, patch, cost, max_tiles, buffers, held)
+    extra = {"sample_bytes": int(sample)} if buffers.chains else {}
     return {
         "baseline": int(baseline),
         "image_bytes": int(held),
@@ -125,8 +148,23 @@ def estimate(height: int, width: int, recipe, patch: int, cost: TileCost, baseli
         "write_bytes": int(write),
         "output": "disk" if output_on_disk else "memory",
         "streamed": buffers.streamed,
-        "estimated_peak": int(baseline + max(read, warm, solve, write)),
+        "estimated_peak": int(baseline + max(read, warm, solve, sample, write)),
+        **extra,
     }
+
+
+def _sample_bytes(height: int, width: int, recipe, patch: int, cost: TileCost, max_tiles: int,
+                  buffers: ImageBuffers, held: float) -> float:
+    """The posterior sampling phase (0 without samples): the held arrays, the sampler's band of blended rows and
+    ``max(max_tiles, chains)`` tile chains at once (:func:`flowprior.posterior.sampling.sample_rows` runs
+    ``max_tiles // N`` tiles of N chains each, and at least one tile)."""
+    if not buffers.chains:
+        return 0
+    grid = _grid(height, width, recipe, patch)
+    band_rows = (-(-max_tiles // len(grid.xs)) + 2) * patch
+    chains = max(max_tiles, buffers.chains)
+    band = band_rows * grid.padded_width * buffers.posterior_band
+    return held + band + chains * cost.bytes_per_tile + FIXED_BYTES
 
 
 def _banded(recipe, height: int, width: int) -> bool:

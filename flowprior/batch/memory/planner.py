@@ -53,10 +53,14 @@ def plan_memory(
         need = estimate(height, width, recipe, patch, cost, baseline, 1, buffers, True)
         network = (f", or {format_size(need['network_bytes'])} for the warm-start network"
                    if need["network_bytes"] else "")
+        chains = buffers.chains if buffers else 0
+        sampled = (f", or {format_size(need['sample_bytes'])} to sample {chains} chains of a tile at once "
+                   "(--samples N with posterior.start=laplace; fewer samples or posterior.start=map need less)"
+                   if chains > 1 else "")
         raise UsageError(
             f"restoring {height}x{width} needs about {format_size(need['estimated_peak'])} (process "
             f"{format_size(baseline)} + image buffers {format_size(need['image_bytes'])} + one tile, or "
-            f"{format_size(need['read_bytes'])} to read it{network}); --max-memory is {format_size(budget)}"
+            f"{format_size(need['read_bytes'])} to read it{network}{sampled}); --max-memory is {format_size(budget)}"
         )
     return {"budget": budget, **plan}
 
