@@ -31,20 +31,26 @@ def solve_tiles(prior, recipe: RestoreRecipe, bound: BoundOperator, warm: WarmSt
     num_tiles = batch * grid.num_tiles  # all tiles of all images
     for rows in tiling.iter_chunks(num_tiles, recipe.tiling.max_tiles or num_tiles):
         chunk_params = tile_params(params, (grid, observed_grid), batch, rows.start, rows.stop)
-        forward = None
-        if recipe.solver.data_term == "operator":
-            forward = lambda x, p=chunk_params: op.forward_model(x, p)
-        chunk_mask = None if observed_mask is None else tiling.split_range(observed_mask, observed_grid,
-                                                                           rows.start, rows.stop)
-        observed = tiling.split_range(warm.y, observed_grid, rows.start, rows.stop)
-        energy = Energy(observed=observed, mask=chunk_mask,
-                        forward=forward, weight=data_weight(recipe.solver, op, chunk_params, observed.dtype),
-                        prior_term=recipe.solver.prior_term)
+        energy = chunk_energy(recipe.solver, op, chunk_params, observed_mask, warm.y, observed_grid, rows)
         init = initial_latents(prior, tiling.split_range(warm.x0, grid, rows.start, rows.stop),
                                recipe.solver.init_latent)
         result = solver.solve(energy, init, stages)
         del energy, init
         yield result
+
+
+def chunk_energy(solver: SolverSection, op, chunk_params: dict[str, Tensor], observed_mask: Tensor | None, y,
+                 observed_grid: tiling.TileGrid, rows: range) -> Energy:
+    """The per-tile energy of tiles ``rows`` (data term, λ, mask, prior term), which the MAP minimizes and the
+    posterior sampler samples; ``chunk_params`` are those tiles' params, ``y`` and the mask on ``observed_grid``."""
+    forward = None
+    if solver.data_term == "operator":
+        forward = lambda x, p=chunk_params: op.forward_model(x, p)
+    chunk_mask = None if observed_mask is None else tiling.split_range(observed_mask, observed_grid, rows.start,
+                                                                       rows.stop)
+    observed = tiling.split_range(y, observed_grid, rows.start, rows.stop)
+    return Energy(observed=observed, mask=chunk_mask, forward=forward,
+                  weight=data_weight(solver, op, chunk_params, observed.dtype), prior_term=solver.prior_term)
 
 
 def tile_params(params: dict[str, Tensor], grids: tuple[tiling.TileGrid, ...], batch: int, start: int,
@@ -64,12 +70,12 @@ def tile_params(params: dict[str, Tensor], grids: tuple[tiling.TileGrid, ...], b
     return out
 
 
-def data_weight(solver: SolverSection, op, tile_params: dict, dtype: torch.dtype):
+def data_weight(solver: SolverSection, op, chunk_params: dict, dtype: torch.dtype):
     """λ for a chunk of tiles: fixed, or matched per tile to the noise the degradation declares (with the
     identity data term, a JPEG's quantization noise counts as noise)."""
     sigma = None
     if solver.noise_temperature is not None:
-        sigma = data_noise_std(op, tile_params, jpeg_modelled=solver.data_term == "operator")
+        sigma = data_noise_std(op, chunk_params, jpeg_modelled=solver.data_term == "operator")
     weight = noise_matched_weight(sigma, solver.noise_temperature, solver.weight)
     return weight.to(dtype) if isinstance(weight, torch.Tensor) else weight
 

@@ -26,7 +26,7 @@ from flowprior.pipeline.image_rows import ImageRows
 from flowprior.pipeline.operator import BoundOperator, bind_operator, estimate_realization
 from flowprior.pipeline.recipe import RestoreRecipe, load_model
 from flowprior.pipeline.rows import restore_rows
-from flowprior.pipeline.solve import data_weight, initial_latents
+from flowprior.pipeline.solve import chunk_energy, initial_latents
 from flowprior.posterior.chains import sample_tiles
 from flowprior.posterior.config import PosteriorSection
 from flowprior.posterior.moments import RunningMoments, second_moment, variance_from_moments
@@ -54,19 +54,6 @@ class PosteriorResult:
     std: Tensor
     samples: Tensor | None
     info: dict[str, Any]
-
-
-def _chunk_energy(recipe: RestoreRecipe, bound: BoundOperator, params: dict, y, grid, batch: int,
-                  rows: range) -> Energy:
-    """The MAP solver's energy for tiles ``rows`` (what :func:`flowprior.pipeline.solve.solve_tiles` builds)."""
-    op, observed_mask = bound.op, bound.observed_mask
-    chunk_params = tiling.split_params_range(params, grid, batch, rows.start, rows.stop)
-    forward = (lambda x: op.forward_model(x, chunk_params)) if recipe.solver.data_term == "operator" else None
-    chunk_mask = None if observed_mask is None else tiling.split_range(observed_mask, grid, rows.start, rows.stop)
-    observed = tiling.split_range(y, grid, rows.start, rows.stop)
-    return Energy(observed=observed, mask=chunk_mask, forward=forward,
-                  weight=data_weight(recipe.solver, op, chunk_params, observed.dtype),
-                  prior_term=recipe.solver.prior_term)
 
 
 def refuse_size_change(op, height: int, width: int) -> None:
@@ -144,7 +131,8 @@ def sample_rows(source: ImageRows, x_map: Tensor | tiling.RowReader, recipe: Res
     copies = config.copies
     per_chunk = max(1, (recipe.tiling.max_tiles or batch * grid.num_tiles * copies) // copies)
     for rows in tiling.iter_chunks(batch * grid.num_tiles, per_chunk):
-        energy = _chunk_energy(recipe, bound, params, y, grid, batch, rows)
+        chunk_params = tiling.split_params_range(params, grid, batch, rows.start, rows.stop)
+        energy = chunk_energy(recipe.solver, bound.op, chunk_params, bound.observed_mask, y, grid, rows)
         z0 = initial_latents(prior, tiling.split_range(x_map, grid, rows.start, rows.stop), "full")
         tiles, stats = _chain_tiles(energy, prior, recipe.solver.prior_weight, z0, config, generator, gray,
                                     keep_samples)
