@@ -22,6 +22,7 @@ from flowprior.warmstart.base import register_initializer
 from flowprior.warmstart.learned import (
     LearnedInitializer,
     WarmStartModel,
+    balanced_mean,
     broadcast_time,
     register_method,
     uniform_times_like,
@@ -42,6 +43,9 @@ class IRFlowConfig(VelocityNetConfig):
     consistency_fraction: float = 0.5
     # share of each batch trained at t = 1 exactly: the one-step path (steps = 1) starts there and nowhere else
     t1_fraction: float = 0.0
+    # per-sample loss weight (error + loss_floor)^-loss_balance (learned.balanced_mean); 0 = plain MSE
+    loss_balance: float = 0.0
+    loss_floor: float = 1.5e-5
 
     def __post_init__(self):
         super().__post_init__()
@@ -52,6 +56,8 @@ class IRFlowConfig(VelocityNetConfig):
             raise ValueError("consistency_weight >= 0 and consistency_fraction in (0, 1] are required")
         if not 0 <= self.t1_fraction <= 1:
             raise ValueError("t1_fraction must lie in [0, 1]")
+        if not 0 <= self.loss_balance <= 1 or self.loss_floor <= 0:
+            raise ValueError("loss_balance must lie in [0, 1] and loss_floor be > 0")
 
 
 def irflow_state(hq: Tensor, lq: Tensor, t: Tensor) -> Tensor:
@@ -99,7 +105,7 @@ class IRFlow(WarmStartModel):
         t[: round(c.t1_fraction * hq.shape[0])] = 1.0
         target = broadcast_time(t) * (lq - hq)
         predicted = self.displacement(irflow_state(hq, lq, t), t, cond)
-        direct = (predicted - target).square().flatten(1).mean(1).mean()
+        direct = balanced_mean((predicted - target).square().flatten(1).mean(1), c.loss_balance, c.loss_floor)
         terms = {"displacement": direct, "loss": direct}
         if c.consistency_weight > 0:
             k = int(torch.randint(c.consistency_min_steps, c.consistency_max_steps + 1, (1,),
