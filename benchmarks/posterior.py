@@ -11,7 +11,15 @@ case, over every pixel and channel of the 256×256 crop:
 * ``seconds``: the sampling alone (the MAP excluded) on ``--threads`` threads; ``cpu_seconds`` its CPU time
   (all threads), a bound on what an idle machine needs when the measurement shares the CPU.
 
+``tune`` measures the same numbers on *validation* crops of the training pool (``flowprior.data.split_pool``'s
+held-out photos, as ``benchmarks/tune_restore.py`` picks them) for a grid of sampler settings: recipe choices
+(temperature, burn-in, ...) are made there, never on the test crops. The MAP is restored once per crop and
+setting with the fixed ``--set`` overrides (a grid key of the solver must be one the MAP ignores, e.g.
+``solver.noise_temperature`` with the fast recipe's ``final_steps: 0``).
+
 Usage:
+    python -m benchmarks.posterior tune [--settings multi,noise25] [--crops 2] [--size 128] \
+        [--grid posterior.temperature=1,2] [--grid posterior.burn_in=8,30] [--out docs/posterior_tuning.jsonl]
     python -m benchmarks.posterior run [--settings multi,noise25] [--crops kodim02,kodim07,fruits] \
         [--samples 8] [--set posterior.burn_in=20] [--set solver.noise_temperature=1] [--threads 2] \
         [--out docs/posterior.jsonl] [--figure docs/figures/posterior.png]
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import time
 from pathlib import Path
@@ -32,7 +41,8 @@ from scipy.stats import spearmanr
 from torch import Tensor
 
 from benchmarks.cases import degraded_case, load_test_set
-from benchmarks.settings import SETTINGS
+from benchmarks.settings import SETTINGS, TUNING_SETTINGS, degrade
+from benchmarks.table1_report import quantize
 from flowprior.metrics import psnr
 from flowprior.posterior import PosteriorSection, sample_restoration
 from flowprior.recipe import find_recipe, parse_set_options
@@ -68,6 +78,7 @@ def run_case(clean, name, setting, prior, overrides, config, generator_seed):
            "seconds": out.info["seconds"], "cpu_seconds": round(time.process_time() - cpu, 1),
            "acceptance": out.info["acceptance"],
            "step_size": out.info["step_size"], "nonfinite_rejections": out.info["nonfinite_rejections"],
+           "tile_evaluations": out.info["tile_evaluations"],
            "recipe": "fast", "overrides": overrides, "config": dataclasses.asdict(config),
            **calibration(clean, x_map, out.mean, out.std, mask)}
     return row, (degraded, x_map, out.std, (x_map - clean).abs())
@@ -97,8 +108,7 @@ def figure(panels: list[tuple[str, tuple[Tensor, ...]]], path: Path, scale: floa
 def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     settings = parse_set_options(args.set)
-    posterior = {k.split(".", 1)[1]: v for k, v in settings.items() if k.startswith("posterior.")}
-    overrides = {k: v for k, v in settings.items() if not k.startswith("posterior.")}
+    posterior, overrides = _split_posterior(settings)
     config = PosteriorSection(**{"samples": args.samples, **posterior})
     prior = load_model("default")
     images = load_test_set(args.test_root, IMAGE_SET, names=args.crops.split(","))
@@ -116,6 +126,61 @@ def run(args: argparse.Namespace) -> None:
                     panels.append((f"{name} {setting}", images_of_case))
     if args.figure:
         figure(panels, Path(args.figure))
+
+
+def scaled_coverage(clean: Tensor, mean: Tensor, std: Tensor, scales=(1.25, 1.5, 2.0)) -> dict:
+    """±2 std coverage were the std ``scale`` times larger: how far a temperature would have to move it (in the
+    Laplace regime the std grows like sqrt(temperature))."""
+    error = (mean - clean).abs()
+    return {f"coverage_x{scale}": float((error <= 2 * scale * std).float().mean()) for scale in scales}
+
+
+def _split_posterior(settings: dict) -> tuple[dict, dict]:
+    """(``posterior.*`` keys without the prefix, the other recipe keys)."""
+    posterior = {k.split(".", 1)[1]: v for k, v in settings.items() if k.startswith("posterior.")}
+    return posterior, {k: v for k, v in settings.items() if not k.startswith("posterior.")}
+
+
+def tune(args: argparse.Namespace) -> None:
+    """Every grid point on every validation crop and setting (module docstring), one JSON row each."""
+    from benchmarks.tune_restore import validation_crops
+
+    torch.set_num_threads(args.threads)
+    fixed_posterior, fixed = _split_posterior(parse_set_options(args.set))
+    axes = []
+    for item in args.grid:
+        key, values = item.split("=", 1)
+        axes.append([(key, parse_set_options([f"{key}={v}"])[key]) for v in values.split(",")])
+    prior = load_model("default")
+    clean_crops = validation_crops(args.root, args.crops, args.size)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as rows:
+        for setting in args.settings.split(","):
+            spec, operator = TUNING_SETTINGS[setting]
+            for index in range(clean_crops.shape[0]):
+                clean = clean_crops[index : index + 1]
+                degraded, mask = degrade(clean, setting, seed=7 + index)
+                degraded = quantize(degraded).float()
+                base = build_recipe(find_recipe("fast", "restore"), {"degradation": spec, **fixed}, operator)
+                x_map = restore_tensor(degraded, base, mask=mask, prior=prior).image
+                for combo in itertools.product(*axes):
+                    posterior, overrides = _split_posterior(dict(combo))
+                    recipe = build_recipe(find_recipe("fast", "restore"),
+                                          {"degradation": spec, **fixed, **overrides}, operator)
+                    config = PosteriorSection(**{"samples": args.samples, **fixed_posterior, **posterior})
+                    started = time.process_time()
+                    sampled = sample_restoration(degraded, recipe, mask, prior, x_map=x_map, config=config,
+                                                 generator=torch.Generator().manual_seed(args.seed))
+                    row = {"validation_crop": index, "size": args.size, "setting": setting, "grid": dict(combo),
+                           "fixed": parse_set_options(args.set), "cpu_seconds": round(time.process_time() - started, 1),
+                           "acceptance": sampled.info["acceptance"], "step_size": sampled.info["step_size"],
+                           "tile_evaluations": sampled.info["tile_evaluations"],
+                           **calibration(clean, x_map, sampled.mean, sampled.std, mask),
+                           **scaled_coverage(clean, sampled.mean, sampled.std)}
+                    rows.write(json.dumps(row) + "\n")
+                    rows.flush()
+                    print(json.dumps(row), flush=True)
 
 
 def report(args: argparse.Namespace) -> None:
@@ -151,10 +216,21 @@ def main(argv: list[str] | None = None) -> None:
     run_parser.add_argument("--test-root", default="data/test")
     run_parser.add_argument("--out", default="docs/posterior.jsonl")
     run_parser.add_argument("--figure", default=None)
+    tune_parser = sub.add_parser("tune")
+    tune_parser.add_argument("--settings", default="multi,noise25")
+    tune_parser.add_argument("--crops", type=int, default=2)
+    tune_parser.add_argument("--size", type=int, default=128)
+    tune_parser.add_argument("--samples", type=int, default=8)
+    tune_parser.add_argument("--grid", action="append", default=[], help="KEY=v1,v2 (posterior.KEY or a recipe key)")
+    tune_parser.add_argument("--set", action="append", default=[], help="fixed posterior.KEY=V or recipe key")
+    tune_parser.add_argument("--threads", type=int, default=1)
+    tune_parser.add_argument("--seed", type=int, default=0)
+    tune_parser.add_argument("--root", default="data/train")
+    tune_parser.add_argument("--out", default="docs/posterior_tuning.jsonl")
     report_parser = sub.add_parser("report")
     report_parser.add_argument("--out", default="docs/posterior.jsonl")
     args = parser.parse_args(argv)
-    (run if args.command == "run" else report)(args)
+    {"run": run, "tune": tune, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

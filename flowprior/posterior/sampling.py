@@ -27,7 +27,7 @@ from flowprior.pipeline.operator import BoundOperator, bind_operator, estimate_r
 from flowprior.pipeline.recipe import RestoreRecipe, load_model
 from flowprior.pipeline.rows import restore_rows
 from flowprior.pipeline.solve import chunk_energy, initial_latents
-from flowprior.posterior.chains import sample_tiles
+from flowprior.posterior.chains import EvaluationCount, sample_tiles
 from flowprior.posterior.config import PosteriorSection
 from flowprior.posterior.moments import RunningMoments, second_moment, variance_from_moments
 from flowprior.solver import Energy
@@ -74,7 +74,7 @@ def _map_params(bound: BoundOperator, y: tiling.RowReader, source: ImageRows) ->
 
 
 def _chain_tiles(energy: Energy, prior, prior_weight: float, z0, config: PosteriorSection, generator,
-                 gray: bool, keep_samples: bool):
+                 gray: bool, keep_samples: bool, count: EvaluationCount):
     """Sample one chunk's tiles: (mean | second moment | samples...) stacked on channels, float64, and stats."""
     moments, kept = RunningMoments(), []
 
@@ -85,7 +85,7 @@ def _chain_tiles(energy: Energy, prior, prior_weight: float, z0, config: Posteri
         if keep_samples:
             kept.append(image.to(torch.float64))
 
-    stats = sample_tiles(energy, prior, z0, config, generator, keep, prior_weight)
+    stats = sample_tiles(energy, prior, z0, config, generator, keep, prior_weight, count)
     parts = [moments.mean, second_moment(moments.mean, moments.variance), *kept]
     return torch.cat(parts, 1), stats
 
@@ -104,7 +104,8 @@ def sample_rows(source: ImageRows, x_map: Tensor | tiling.RowReader, recipe: Res
         emit: receives the mean, std and (with ``keep_samples``) samples rows, each image row once.
 
     Returns:
-        Info: acceptance rate and final step size (mean over tiles), non-finite rejections, seconds.
+        Info: acceptance rate and final step size (mean over tiles), non-finite rejections, the tile evaluations
+        run (:class:`flowprior.posterior.chains.EvaluationCount`), seconds.
     """
     started = time.perf_counter()
     batch, width = source.batch, source.width
@@ -126,7 +127,7 @@ def sample_rows(source: ImageRows, x_map: Tensor | tiling.RowReader, recipe: Res
         emit(b, y0, y1, mean.float(), std.float(), samples)
 
     blender = tiling.Blender(grid, split_rows)
-    acceptance, step_size, nonfinite = [], [], 0
+    acceptance, step_size, nonfinite, count = [], [], 0, EvaluationCount()
     # an ensemble chains N copies of each tile at once: fewer tiles per chunk keep the memory the recipe planned
     copies = config.copies
     per_chunk = max(1, (recipe.tiling.max_tiles or batch * grid.num_tiles * copies) // copies)
@@ -135,14 +136,15 @@ def sample_rows(source: ImageRows, x_map: Tensor | tiling.RowReader, recipe: Res
         energy = chunk_energy(recipe.solver, bound.op, chunk_params, bound.observed_mask, y, grid, rows)
         z0 = initial_latents(prior, tiling.split_range(x_map, grid, rows.start, rows.stop), "full")
         tiles, stats = _chain_tiles(energy, prior, recipe.solver.prior_weight, z0, config, generator, gray,
-                                    keep_samples)
+                                    keep_samples, count)
         blender.add(tiles)
         acceptance.append(stats.acceptance)
         step_size.append(stats.step_size)
         nonfinite += stats.nonfinite
     return {"config": asdict(config), "tiles": grid.num_tiles * batch,
             "acceptance": float(torch.cat(acceptance).mean()), "step_size": float(torch.cat(step_size).mean()),
-            "nonfinite_rejections": nonfinite, "seconds": round(time.perf_counter() - started, 3)}
+            "nonfinite_rejections": nonfinite, "tile_evaluations": asdict(count),
+            "seconds": round(time.perf_counter() - started, 3)}
 
 
 def _as_model_channels(read: tiling.RowReader, channels: int) -> tiling.RowReader:
