@@ -41,13 +41,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-set", default="256crops")
     parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--images", default=None, help="comma-separated crop names (default: all 8)")
     parser.add_argument("--test-root", default="data/test")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("docs/auto_e2e.jsonl"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = []
-    for name, clean in load_test_set(args.test_root, args.image_set).items():
+    for name, clean in load_test_set(
+        args.test_root, args.image_set, args.images.split(",") if args.images else None
+    ).items():
         for setting in args.settings.split(","):
             row = one_case(clean, args.image_set, name, setting)
             print(json.dumps(row), flush=True)

@@ -71,11 +71,7 @@ def test_holes_then_noise_give_the_mask_first_and_a_matching_mask():
     assert hit / pred.sum() >= 0.8 and hit / truth.sum() >= 0.8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured: spec 'mask', pieces of the pure-black scene pass as defects (failure modes)",
-)
-def test_a_clean_photo_is_identity():
+def test_a_clean_photo_is_identity():  # passes since the axis-aligned-sides test (defects.py, step 5)
     from skimage import data
 
     # halved by area averaging: the sample file itself is JPEG-derived, its copy at half size is not
