@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flowprior.batch.memory import (
-    current_rss,
-    default_budget,
-    format_size,
-    image_buffers,
-    plan_memory,
-    tile_count,
-)
+from flowprior.batch.memory import current_rss, format_size, memory_planner, tile_count
 from flowprior.errors import UsageError
 
 
@@ -26,7 +19,7 @@ def dry_run(items, todo, recipe, prior, cost, options, summary, echo, compare: b
     The totals (files, seconds, peak) count only the files that would be restored: not the finished, the failing
     (unreadable header, over the memory bound: action ``fail``) or those beyond ``--limit``."""
     baseline, steps, chosen = current_rss(), _steps(recipe, prior), {id(i) for i in todo}
-    budget = options.max_memory if options.max_memory is not None else default_budget()
+    planner = memory_planner(options.max_memory, cost)  # the one a restore plans with (default: half the free memory)
     total_seconds, peak, count = 0.0, baseline, 0
     for item in items:
         row = {"input": str(item.relative), "output": str(item.target), "action": item.action, "note": item.note}
@@ -35,7 +28,7 @@ def dry_run(items, todo, recipe, prior, cost, options, summary, echo, compare: b
         elif id(item) in chosen and item.size is None:
             row.update(action="fail", note="cannot read the image's header")
         elif id(item) in chosen:
-            _plan_row(row, item, recipe, prior, cost, budget, baseline, steps, compare, samples, save_samples)
+            _plan_row(row, item, recipe, prior, cost, planner, steps, compare, samples, save_samples)
             if row["action"] != "fail":
                 total_seconds, peak, count = total_seconds + row["seconds"], max(peak, row["peak_bytes"]), count + 1
         summary.planned.append(row)
@@ -59,7 +52,7 @@ def dry_run(items, todo, recipe, prior, cost, options, summary, echo, compare: b
         extra = ""
         if "peak_bytes" in row:
             extra = (
-                f"  {row['size'][0]}x{row['size'][1]}  {row['tiles']} tiles  ~{row['seconds']:.0f} s"
+                f"  {_size_text(row)}  {row['tiles']} tiles  ~{row['seconds']:.0f} s"
                 f"  ~{format_size(row['peak_bytes'])}"
             )
         echo(
@@ -72,22 +65,35 @@ def dry_run(items, todo, recipe, prior, cost, options, summary, echo, compare: b
     )
 
 
-def _plan_row(row: dict, item, recipe, prior, cost, budget: int, baseline: int, steps: int, compare: bool,
+def _size_text(row: dict) -> str:
+    """``HxW``, or ``HxW -> H'xW'`` when the restore's output is larger (a super-resolution)."""
+    text = f"{row['size'][0]}x{row['size'][1]}"
+    if row["output_size"] != row["size"]:
+        text += f" -> {row['output_size'][0]}x{row['output_size'][1]}"
+    return text
+
+
+def _plan_row(row: dict, item, recipe, prior, cost, planner, steps: int, compare: bool,
               samples: int | None = None, save_samples: bool = False) -> None:
     """Size, tiles, seconds and the memory plan of one file that would be restored (``fail`` when it cannot fit);
-    with posterior samples, their chain steps (one tile-step each) and buffers are counted too."""
-    from flowprior.pipeline.streaming import streams
+    with posterior samples, their chain steps (one tile-step each) and buffers are counted too.
+
+    The plan is the single-file restore's (:func:`flowprior.pipeline.plan.plan`), so a degradation that changes
+    the size (a ``downsample`` restored by super-resolution) is planned, tiled and timed on its larger clean grid
+    (``output_size``), not on the header's."""
+    from flowprior.pipeline.operator import clean_size
+    from flowprior.pipeline.plan import plan
 
     (h, w), header = item.size, item.header
-    buffers = image_buffers(header.channels, header.alpha, header.bit_depth, item.target.suffix, compare,
-                            streams(recipe, item.mask is not None, h, w), samples or 0, save_samples,
-                            recipe.posterior.copies if samples else 0)
-    tiles = tile_count(h, w, recipe, prior.patch_size)
+    out_h, out_w = clean_size(recipe, h, w)
+    tiles = tile_count(out_h, out_w, recipe, prior.patch_size)
     steps += recipe.posterior.tile_steps if samples else 0
-    row.update(size=[h, w], tiles=tiles, seconds=round(tiles * steps * cost.seconds_per_tile_step, 1))
+    row.update(size=[h, w], output_size=[out_h, out_w], tiles=tiles,
+               seconds=round(tiles * steps * cost.seconds_per_tile_step, 1))
+    shape = (h, w, header.channels, header.alpha, header.bit_depth)
     try:
-        plan = plan_memory(h, w, recipe, prior.patch_size, cost, budget, baseline, buffers)
+        memory = plan(planner, shape, item.target, recipe, prior, compare, item.mask, False, samples, save_samples)
     except UsageError as error:
         row.update(action="fail", note=str(error))
         return
-    row.update(max_tiles=plan["max_tiles"], output_samples=plan["output"], peak_bytes=plan["estimated_peak"])
+    row.update(max_tiles=memory["max_tiles"], output_samples=memory["output"], peak_bytes=memory["estimated_peak"])
