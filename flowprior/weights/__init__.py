@@ -17,7 +17,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 #: warm starts as ``warmstart-<method>`` (what ``--init <method>`` loads when no checkpoint is given).
 EMBEDDED = {
     "default": ("default-prior.pt", "a202bdb729938f05ad33fbf0861948e773c27c9ca2aaf7b4dc0a26ed8c35707e"),
-    "warmstart-irflow": ("warmstart-irflow.pt", "97b866132f89976372b9f6a20217cc3721906840e07a900739b0e77ad96ab63a"),
+    "warmstart-irflow": ("warmstart-irflow.pt", "eb59330630ba09ed38087202b258e66a385a525138ff9b5ff85e27d667264ebd"),
 }
 
 #: how to make each kind of embedded file yourself (quoted when one is missing)
