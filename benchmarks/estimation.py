@@ -278,7 +278,9 @@ def main() -> None:
         results[part] = PARTS[part](names)
     results["seconds"] = round(time.perf_counter() - start, 1)
     output.write_text(json.dumps(results, indent=1, default=float))
-    print("\n".join(summarize(results)))
+    missing = [part for part in ("noise", "jpeg_pixels", "defects") if part not in results]
+    # --parts updates only those parts of OUTPUT; the summary table needs all three
+    print("\n".join(summarize(results)) if not missing else f"no summary: {args.output} lacks {', '.join(missing)}")
     print(f"({results['seconds']} s; details in {args.output})")
 
 
