@@ -43,6 +43,7 @@ from torch import Tensor
 from benchmarks.cases import degraded_case, load_test_set
 from benchmarks.settings import SETTINGS, TUNING_SETTINGS, degrade
 from benchmarks.table1_report import quantize
+from benchmarks.tune_restore import validation_crops
 from flowprior.metrics import psnr
 from flowprior.posterior import PosteriorSection, sample_restoration
 from flowprior.recipe import find_recipe, parse_set_options
@@ -143,10 +144,9 @@ def _split_posterior(settings: dict) -> tuple[dict, dict]:
 
 def tune(args: argparse.Namespace) -> None:
     """Every grid point on every validation crop and setting (module docstring), one JSON row each."""
-    from benchmarks.tune_restore import validation_crops
-
     torch.set_num_threads(args.threads)
-    fixed_posterior, fixed = _split_posterior(parse_set_options(args.set))
+    fixed_settings = parse_set_options(args.set)
+    fixed_posterior, fixed = _split_posterior(fixed_settings)
     axes = []
     for item in args.grid:
         key, values = item.split("=", 1)
@@ -173,7 +173,7 @@ def tune(args: argparse.Namespace) -> None:
                     sampled = sample_restoration(degraded, recipe, mask, prior, x_map=x_map, config=config,
                                                  generator=torch.Generator().manual_seed(args.seed))
                     row = {"validation_crop": index, "size": args.size, "setting": setting, "grid": dict(combo),
-                           "fixed": parse_set_options(args.set), "cpu_seconds": round(time.process_time() - started, 1),
+                           "fixed": fixed_settings, "cpu_seconds": round(time.process_time() - started, 1),
                            "acceptance": sampled.info["acceptance"], "step_size": sampled.info["step_size"],
                            "tile_evaluations": sampled.info["tile_evaluations"],
                            **calibration(clean, x_map, sampled.mean, sampled.std, mask),

@@ -92,7 +92,8 @@ def _plan_row(row: dict, item, recipe, prior, cost, planner, steps: int, compare
                seconds=round(tiles * steps * cost.seconds_per_tile_step, 1))
     shape = (h, w, header.channels, header.alpha, header.bit_depth)
     try:
-        memory = plan(planner, shape, item.target, recipe, prior, compare, item.mask, False, samples, save_samples)
+        memory = plan(planner, shape, item.target, recipe, prior, compare, item.mask, replay=False,
+                      samples=samples, save_samples=save_samples)
     except UsageError as error:
         row.update(action="fail", note=str(error))
         return
