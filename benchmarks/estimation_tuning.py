@@ -6,7 +6,7 @@ test photos of benchmarks/estimation.py are never read here.
 
     python -m benchmarks.estimation_tuning --part floor     # texture floor F of the never-compressed σ̂
     python -m benchmarks.estimation_tuning --part jpeg      # σ̂ before JPEG, on the clean-source photos
-    python -m benchmarks.estimation_tuning --part defects   # defect precision / recall
+    python -m benchmarks.estimation_tuning --part defects   # false masks without defects; precision / recall
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from benchmarks.estimation import NOISE_JPEG_QUALITIES, SIGMAS, degrade
 from flowprior.data import list_photos, split_pool
 from flowprior.estimate.defects import detect_defects
 from flowprior.estimate.jpeg import ijg_tables
+from flowprior.estimate.report import estimate_degradation
 
 FLOORS = (0.0, 1.0, 1.25, 1.5, 1.75)
 CLEAN_LIMIT = 1.5  # a validation photo is "clean-source" when its own σ̂ (with the chosen floor) is below
@@ -99,12 +100,30 @@ def defect_scores(photos) -> None:
             )
 
 
+def false_masks(photos) -> None:
+    """Photos where ``estimate_degradation`` adds a ``mask`` though nothing was masked (its coverage floor)."""
+    settings = {
+        "σ 15 + q40": ("noise+jpeg", {"noise.sigma": 15, "jpeg.quality": 40}, 400),
+        "σ 25": ("noise", {"noise.sigma": 25}, 700),
+    }
+    for label, (spec, params, seed) in settings.items():
+        coverage = []
+        for i, (_, x) in enumerate(photos):
+            y, _ = degrade(x, spec, params, seed=seed + i)
+            found = estimate_degradation(y)
+            coverage.append(found.report["defects"]["coverage"] if "mask" in found.spec.split("+") else 0.0)
+        c = np.array(coverage)
+        print(f"no defects, {label:10s}: false mask on {(c > 0).sum()} of {len(c)} (largest {c.max():.2%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("floor", "jpeg", "defects"), required=True)
     parser.add_argument("--limit", type=int, default=None, help="first N validation photos (a quick run)")
     args = parser.parse_args()
     photos = validation_photos()[: args.limit]
+    if args.part == "defects":
+        false_masks(photos)
     {"floor": floor_sweep, "jpeg": jpeg_errors, "defects": defect_scores}[args.part](photos)
 
 

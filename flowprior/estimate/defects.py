@@ -31,6 +31,16 @@ united:
 7. Steps 4–5 apply, and each region's median luma must be that of a black fill after noise
    (≤ 2 + 1.6 σ̂): dark natural objects (a rock at dusk, a horse's coat) are a few levels brighter.
 
+The thresholds above stop loosening at σ̂ = :data:`THRESHOLD_SIGMA_CAP`; the last step weighs each piece of the
+united mask against the *uncapped* σ̂, so that what strong noise makes of a dark scene area is not kept:
+
+8. Evidence of a fill (:func:`_with_fill_evidence`): the median luma of the ring 3–6 px outside a piece must
+   exceed the piece's mean by max(20, 2.5 σ̂) — a fill pasted over the scene steps up to whatever was there,
+   noise clipped at 0 in a dark area only makes pieces a little darker than their dark surroundings. Above
+   σ̂ = :data:`EVIDENCE_SIGMA` the piece's mean luma must also be that of a black fill after noise: a channel
+   of N(0, σ) clipped at 0 has mean σ/√(2π), which JPEG keeps (it keeps block means); a fill may exceed it by
+   3 plus 5 % of its step (the step's ringing and chroma bleed into it), a dark scene area by its own level.
+
 Both were tuned on the training pool's validation photos (benchmarks/estimation_tuning.py).
 """
 
@@ -69,6 +79,15 @@ _LUMA_SEED_BASE, _LUMA_SEED_PER_SIGMA = 6.0, 1.5
 _LUMA_GROW_BASE, _LUMA_GROW_PER_SIGMA = 28.0, 3.0
 _LUMA_CONTRAST = 25.0  # a seed is at least this far below its local background
 _FILL_MEDIAN_BASE, _FILL_MEDIAN_PER_SIGMA = 2.0, 1.6  # a black fill's median luma after noise (step 7)
+#: step 8, chosen on the validation photos (benchmarks/estimation_tuning.py): with σ 15 + q40 and no defects
+#: 11 of 22 photos crossed estimate_degradation's floor before, 2 after; σ 25: 10 -> 0; holes after σ 5 + q50
+#: kept recall >= 0.8 on 19 of 22 photos (as before) and precision rose (min 0.48 -> 0.71)
+_EVIDENCE_RING = (2.5, 6.0)  # px: the ring outside a piece whose luma is its surroundings'
+_EVIDENCE_MIN_STEP, _EVIDENCE_STEP_PER_SIGMA = 20.0, 2.5
+#: σ̂ above which a piece's mean luma must also be a black fill's (below it the capped thresholds still hold)
+EVIDENCE_SIGMA = 10.0
+_CLIPPED_MEAN_PER_SIGMA = 1.0 / np.sqrt(2.0 * np.pi)  # mean of max(0, N(0, σ)) per σ
+_FILL_EXCESS, _FILL_EXCESS_PER_STEP = 3.0, 0.05
 
 
 @dataclass
@@ -220,6 +239,34 @@ def _luma_defects(planes: np.ndarray, sigma: float, tolerance: float) -> np.ndar
     return _black_filled(shaped, y, sigma)[0]
 
 
+def _fill_evidence(inside: np.ndarray, y: np.ndarray, sigma: float) -> bool:
+    """Whether a (cropped, bool) piece of the mask steps up to its surroundings and, at high σ̂, is as dark
+    as a black fill after noise (step 8)."""
+    outside = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 3)
+    ring = (outside > _EVIDENCE_RING[0]) & (outside <= _EVIDENCE_RING[1])
+    mean = float(y[inside].mean())
+    step = float(np.median(y[ring])) - mean if ring.any() else 255.0
+    if step < max(_EVIDENCE_MIN_STEP, _EVIDENCE_STEP_PER_SIGMA * sigma):
+        return False
+    excess = mean - _CLIPPED_MEAN_PER_SIGMA * sigma
+    return sigma < EVIDENCE_SIGMA or excess <= _FILL_EXCESS + _FILL_EXCESS_PER_STEP * step
+
+
+def _with_fill_evidence(missing: np.ndarray, y: np.ndarray, sigma: float) -> np.ndarray:
+    """The pieces of the mask that pass :func:`_fill_evidence` (step 8); ``sigma`` is the uncapped σ̂."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(missing.astype(np.uint8), connectivity=8)
+    kept = np.zeros(missing.shape, dtype=bool)
+    margin = int(np.ceil(_EVIDENCE_RING[1])) + 2
+    for label in range(1, count):
+        x, top, w, h, _ = stats[label]
+        y0, y1 = max(0, top - margin), min(labels.shape[0], top + h + margin)
+        x0, x1 = max(0, x - margin), min(labels.shape[1], x + w + margin)
+        inside = labels[y0:y1, x0:x1] == label
+        if _fill_evidence(inside, y[y0:y1, x0:x1], sigma):
+            kept[y0:y1, x0:x1] |= inside
+    return kept
+
+
 def detect_defects(image: object, noise_sigma: float = 0.0) -> DefectEstimate:
     """Mask of dark-filled holes and scratches (see the module docstring).
 
@@ -230,7 +277,8 @@ def detect_defects(image: object, noise_sigma: float = 0.0) -> DefectEstimate:
     """
     planes = as_planes(image)
     darkest = planes.max(axis=-1)
-    sigma = float(np.clip(np.nan_to_num(noise_sigma), 0.0, THRESHOLD_SIGMA_CAP))
+    raw_sigma = float(np.clip(np.nan_to_num(noise_sigma), 0.0, 255.0))
+    sigma = min(raw_sigma, THRESHOLD_SIGMA_CAP)
     candidates = _candidates(darkest, sigma)
     scene = _scene_dark(candidates)
     notes = []
@@ -240,6 +288,7 @@ def detect_defects(image: object, noise_sigma: float = 0.0) -> DefectEstimate:
     tolerance = min(_SHAPE_TOLERANCE + _SHAPE_TOLERANCE_PER_SIGMA * sigma, _SHAPE_TOLERANCE_MAX)
     missing, _ = _keep_contrasting(candidates, darkest, tolerance)
     missing |= _luma_defects(planes, sigma, tolerance)
+    missing = _with_fill_evidence(missing, luma(planes), raw_sigma)
     regions = cv2.connectedComponents(missing.astype(np.uint8), connectivity=8)[0] - 1
     # confidence: defect pixels close to the fill value are unambiguous; a mask of barely-dark pixels is not
     confidence = 0.0 if not missing.any() else float(np.clip(1.0 - np.median(darkest[missing]) / 64.0, 0, 1))
