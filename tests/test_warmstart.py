@@ -16,7 +16,7 @@ from flowprior.restoration import build_recipe, make_initializer, restore_tensor
 from flowprior.train_warmstart import WarmstartTrainRecipe, synthesize_pairs, train_warmstart
 from flowprior.warmstart import build_warmstart, get_initializer, load_warmstart, save_warmstart
 from flowprior.warmstart.irflow import multistep_consistency_loss
-from flowprior.warmstart.resflow import resflow_loss_weight, sigma_y
+from flowprior.warmstart.resflow import resflow_loss_weight  # sigma_y: tests/test_resflow.py
 from flowprior.warmstart.samplers import euler_sample, irflow_sample, irflow_step, mean_value_sampling
 from flowprior.warmstart.unet import TimeUNet, UNetConfig, reflect_pad_to_multiple
 from tests.flow_checks import randomize
@@ -48,15 +48,6 @@ def tiny_pairs(count=8, size=16, spec="noise+mask", params=None):
 
 
 # ---------------------------------------------------------------- formulas against hand-computed values
-
-
-def test_sigma_y_is_the_printed_formula_so_it_ends_at_ten_elevenths_not_zero():
-    assert float(sigma_y(0.0)) == pytest.approx(10 / 11, abs=1e-15)  # the reading we chose (resflow.py)
-    assert float(sigma_y(1.0)) == 1.0  # y_1 ~ N(0, I)
-    assert float(sigma_y(0.5)) == pytest.approx(10 / 10.5, abs=1e-15)
-    assert float(sigma_y(0.0, beta=1.0)) == pytest.approx(0.5, abs=1e-15)
-    values = sigma_y(torch.linspace(0, 1, 11))
-    assert (values[1:] > values[:-1]).all()
 
 
 def test_resflow_loss_weight_against_hand_values():

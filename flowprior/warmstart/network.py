@@ -25,14 +25,18 @@ class VelocityNetConfig:
     cond_channels: int = 0  # 0: blind (the models embedded before conditioning); else flowprior.conditioning.CHANNELS
     unshuffle: int = 1
     arch: str = "timeunet"  # "timeunet" (group-normed, the first embedded models) or "lean" (LeanUNet)
+    top_width: int = 0  # LeanUNet's full-resolution branch (0 = none: every model embedded up to session 5)
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, not {self.arch!r}")
+        if self.top_width and (self.arch != "lean" or self.unshuffle < 2):
+            raise ValueError("top_width needs arch 'lean' with unshuffle >= 2")
 
-    def unet(self, in_channels: int = 3, aux_channels: int = 0) -> nn.Module:
-        """A 3-channel-output network of this size and architecture."""
-        config = UNetConfig(in_channels=in_channels, out_channels=3, aux_channels=aux_channels,
+    def unet(self, in_channels: int = 3, aux_channels: int = 0, out_channels: int = 3) -> nn.Module:
+        """A network of this size and architecture (3 outputs: a velocity or displacement of the image)."""
+        config = UNetConfig(in_channels=in_channels, out_channels=out_channels, aux_channels=aux_channels,
                             cond_channels=self.cond_channels, unshuffle=self.unshuffle, width=self.width,
-                            depth=self.depth, blocks=self.blocks, max_mult=self.max_mult, time_dim=self.time_dim)
+                            depth=self.depth, blocks=self.blocks, max_mult=self.max_mult, time_dim=self.time_dim,
+                            top_width=self.top_width)
         return ARCHITECTURES[self.arch](config)
