@@ -8,6 +8,10 @@ on pixel-unshuffled input (as FFDNet does) and spends its parameters at the coar
 Time (IR-Flow's t, ResFlow's t) enters as a per-channel shift of every block, from a small MLP of its sinusoidal
 embedding; the degradation maps (:mod:`flowprior.conditioning`) are concatenated to the input. The output layer
 starts at zero, so a fresh network predicts 0 (every warm start then begins as the identity).
+
+With ``top_width`` > 0 a :class:`FullResolutionBranch` refines the shuffled output at the input's resolution
+(the fine detail low noise hides). Its output layer starts at zero too, so a trained network grown by it
+(``scripts/grow_warmstart.py``) predicts exactly what it did before and training continues from there.
 """
 
 from __future__ import annotations
@@ -38,12 +42,32 @@ class LeanBlock(nn.Module):
         return h + self.conv2(out)
 
 
+class FullResolutionBranch(nn.Module):
+    """``correction(x, features, e)``: two lean blocks at full resolution on the padded input ``x`` and the
+    top level's features pixel-shuffled to full resolution; the last conv starts at zero."""
+
+    def __init__(self, in_channels: int, feature_channels: int, width: int, out_channels: int, embed_dim: int):
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.lift = nn.Conv2d(feature_channels, width, 1)
+        self.blocks = nn.ModuleList(LeanBlock(width, embed_dim) for _ in range(2))
+        self.out = nn.Conv2d(width, out_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor, features: Tensor, embedding: Tensor) -> Tensor:
+        h = self.stem(x) + self.lift(features)
+        for block in self.blocks:
+            h = block(h, embedding)
+        return self.out(F.relu(h))
+
+
 class LeanUNet(nn.Module):
     """``net(x, t, aux=None, cond=None) -> prediction`` at the size of ``x`` (the :class:`TimeUNet` contract).
 
     Uses ``config.width`` (channels at the top level), ``depth`` (2x downsamplings below the unshuffled input),
     ``blocks`` (residual blocks at the top level; level i has ``blocks * 2**i``, capped at 4), ``max_mult`` and
-    ``unshuffle``. ``aux`` is concatenated to the input like ``cond`` (ResFlow's y).
+    ``unshuffle`` and ``top_width``. ``aux`` is concatenated to the input like ``cond`` (ResFlow's y).
 
     Example:
         >>> net = LeanUNet(UNetConfig(width=8, depth=2, unshuffle=2, cond_channels=7))
@@ -69,6 +93,13 @@ class LeanUNet(nn.Module):
         self.out = nn.Conv2d(c.channels(0), c.out_channels * area, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        # registered last, so a grown network's earlier parameters keep their order (and their Adam state)
+        self.top = None
+        if c.top_width:
+            if c.unshuffle < 2 or c.channels(0) % area:
+                raise ValueError("top_width needs unshuffle >= 2 and a top width divisible by unshuffle**2")
+            self.top = FullResolutionBranch(c.in_channels + c.cond_channels + c.aux_channels, c.channels(0) // area,
+                                            c.top_width, c.out_channels, embed)
 
     def blocks_at(self, level: int) -> int:
         return min(4, self.config.blocks * 2**level)
@@ -96,4 +127,6 @@ class LeanUNet(nn.Module):
         out = self.out(h)
         if c.unshuffle > 1:
             out = F.pixel_shuffle(out, c.unshuffle)
+        if self.top is not None:
+            out = out + self.top(x, F.pixel_shuffle(h, c.unshuffle), embedding)
         return out[..., :height, :width]

@@ -35,6 +35,9 @@ class UNetConfig:
         max_mult: cap on the channel multiplier of the coarse levels.
         time_dim: size of the sinusoidal time embedding.
         groups: group-norm groups (reduced where a level's channels are not divisible).
+        top_width: channels of a full-resolution branch after the pixel shuffle (:class:`LeanUNet` with
+            ``unshuffle`` > 1 only; 0 = none). It sees the input at full resolution, where an unshuffled network
+            has no weight of its own, and adds a zero-initialized correction to the output.
     """
 
     in_channels: int = 3
@@ -48,6 +51,7 @@ class UNetConfig:
     max_mult: int = 4
     time_dim: int = 64
     groups: int = 8
+    top_width: int = 0
 
     def __post_init__(self):
         if min(self.in_channels, self.out_channels, self.width, self.blocks, self.max_mult) < 1:
@@ -56,6 +60,8 @@ class UNetConfig:
             raise ValueError("depth and aux_channels must be >= 0 and time_dim an even number >= 2")
         if self.cond_channels < 0 or self.unshuffle < 1:
             raise ValueError("cond_channels must be >= 0 and unshuffle >= 1")
+        if self.top_width < 0:
+            raise ValueError("top_width must be >= 0")
 
     def channels(self, level: int) -> int:
         return self.width * min(2**level, self.max_mult)
