@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from flowprior.posterior.preconditioner import masked_prediction, tile_weight
 from flowprior.prior.base import Prior
 from flowprior.solver import Energy
 
@@ -35,11 +36,6 @@ def _dot(a: list[Tensor], b: list[Tensor]) -> Tensor:
 
 def _scale(values: Tensor, like: Tensor) -> Tensor:
     return values.reshape((-1,) + (1,) * (like.ndim - 1)).to(like.dtype)
-
-
-def _data_weight(energy: Energy, like: Tensor) -> Tensor | float:
-    weight = energy.weight
-    return _scale(weight, like) if isinstance(weight, Tensor) else weight
 
 
 def gauss_newton_draw(energy: Energy, prior: Prior, z: list[Tensor], preconditioner: list[Tensor],
@@ -60,13 +56,9 @@ def gauss_newton_draw(energy: Energy, prior: Prior, z: list[Tensor], preconditio
     Returns:
         New latents; a chain whose solve is not finite falls back to the diagonal draw ``z + sqrt(T G) ξ₁``.
     """
-    z = [zi.detach().clone().requires_grad_(True) for zi in z]
     with torch.enable_grad():
-        x = prior.decode(z)
-        predicted = x if energy.forward is None else energy.forward(x)
-        if energy.mask is not None:
-            predicted = predicted * energy.mask
-        two_lambda = 2 * _data_weight(energy, predicted)
+        z, predicted = masked_prediction(energy, prior, z)
+        two_lambda = 2 * tile_weight(energy, predicted)
         # Jᵀ d as a function of a dummy d, kept differentiable: its gradient in d along v is J v (double backward)
         dual = torch.zeros_like(predicted, requires_grad=True)
         transposed = torch.autograd.grad(predicted, z, grad_outputs=dual, create_graph=True)

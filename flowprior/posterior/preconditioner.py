@@ -21,8 +21,23 @@ from flowprior.prior.base import Prior
 from flowprior.solver import Energy
 
 
-def _per_tile(values, like: Tensor):
-    return values.reshape((-1,) + (1,) * (like.ndim - 1)) if isinstance(values, Tensor) else values
+def tile_weight(energy: Energy, like: Tensor) -> Tensor | float:
+    """The data term's weight λ, per tile (a (B,) tensor broadcast to ``like``, in its dtype) or one float."""
+    weight = energy.weight
+    if not isinstance(weight, Tensor):
+        return weight
+    return weight.reshape((-1,) + (1,) * (like.ndim - 1)).to(like.dtype)
+
+
+def masked_prediction(energy: Energy, prior: Prior, z: list[Tensor]) -> tuple[list[Tensor], Tensor]:
+    """``(z', m ⊙ H(T(z')))`` with ``z'`` a differentiable copy of ``z`` (call under ``torch.enable_grad``):
+    the data term's prediction whose Jacobian J the Gauss-Newton curvature ``2λ JᵀJ`` is made of."""
+    z = [zi.detach().clone().requires_grad_(True) for zi in z]
+    x = prior.decode(z)
+    predicted = x if energy.forward is None else energy.forward(x)
+    if energy.mask is not None:
+        predicted = predicted * energy.mask
+    return z, predicted
 
 
 def gauss_newton_preconditioner(energy: Energy, prior: Prior, z: list[Tensor], generator: torch.Generator,
@@ -37,12 +52,8 @@ def gauss_newton_preconditioner(energy: Energy, prior: Prior, z: list[Tensor], g
         probes: vector-Jacobian products averaged.
         prior_weight: w, the prior term's weight (its curvature in the standardized latents).
     """
-    z = [zi.detach().clone().requires_grad_(True) for zi in z]
     with torch.enable_grad():
-        x = prior.decode(z)
-        predicted = x if energy.forward is None else energy.forward(x)
-        if energy.mask is not None:
-            predicted = predicted * energy.mask
+        z, predicted = masked_prediction(energy, prior, z)
         squares = [torch.zeros_like(zi) for zi in z]
         for k in range(probes):
             v = torch.randint(0, 2, predicted.shape, generator=generator, device=predicted.device)
@@ -51,9 +62,6 @@ def gauss_newton_preconditioner(energy: Energy, prior: Prior, z: list[Tensor], g
             squares = [s + (0 if g is None else g.detach() ** 2) for s, g in zip(squares, grads)]
     out = []
     for zi, s in zip(z, squares):
-        weight = _per_tile(energy.weight, zi)
-        if isinstance(weight, Tensor):
-            weight = weight.to(zi.dtype)
-        curvature = (prior_weight + 2 * weight * s / probes).clamp(min=1e-3)
+        curvature = (prior_weight + 2 * tile_weight(energy, zi) * s / probes).clamp(min=1e-3)
         out.append(torch.nan_to_num(1 / curvature, nan=1.0, posinf=1.0).detach())
     return out
