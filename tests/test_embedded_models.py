@@ -80,3 +80,24 @@ def test_large_images_run_through_the_warm_start_in_blocks_that_match_the_whole(
     assert torch.equal(blocked, initializer(y, op, params))
     assert float((blocked - whole).abs().mean()) < 3e-3  # the halo hides the seams (measured 1.5e-3)
     assert abs(float(psnr(clean, blocked) - psnr(clean, whole))) < 0.1
+
+
+@pytest.mark.skipif("warmstart-irflow" not in weights.EMBEDDED, reason="no embedded IR-Flow warm start")
+def test_a_recipe_with_no_map_step_skips_the_prior_round_trip_and_matches_it(make_natural_image, monkeypatch):
+    from flowprior.pipeline import solve
+
+    clean, _, _, y = degraded_crop(make_natural_image, "noise+jpeg", {"noise.sigma": 10, "jpeg.quality": 40},
+                                   size=72)
+    recipe = build_recipe(find_recipe("fast", "restore"), {"degradation": "noise+jpeg", "init_ensemble": 1},
+                          {"noise.sigma": 10, "jpeg.quality": 40})
+    assert solve.skips_map(recipe, recipe.stages(3))  # the default path takes no MAP step
+    prior = load_model("default")
+    encodes = []
+    monkeypatch.setattr(prior, "encode", lambda x, _e=prior.encode: encodes.append(1) or _e(x))
+    short = restore_tensor(y, recipe, prior=prior).image
+    assert not encodes  # the prior never ran
+    monkeypatch.setattr(solve, "skips_map", lambda *_: False)
+    round_trip = restore_tensor(y, recipe, prior=prior).image
+    assert encodes  # ... and here it did: decode(encode(x0)) through every tile
+    assert float((short - round_trip).abs().max()) < 1e-4  # the flow is invertible: only rounding differs
+    assert float(psnr(clean, short) - psnr(clean, y)) > 0.4  # +0.89 dB here (one orientation, session 4 weights)

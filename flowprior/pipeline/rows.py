@@ -55,7 +55,8 @@ def restore_rows(source: ImageRows, recipe: RestoreRecipe | None = None, mask: T
 
     stages = recipe.stages(prior.num_levels)
     total = sum(s.steps for s in stages) * source.batch * grid.num_tiles
-    bar = tqdm(total=total, disable=not progress, desc="restore", unit="tile-step", dynamic_ncols=True)
+    # no MAP step (the default recipe): nothing for a bar to count
+    bar = tqdm(total=total, disable=not progress or total == 0, desc="restore", unit="tile-step", dynamic_ncols=True)
     chunks = solve_tiles(prior, recipe, bound, warm, grid, source.batch, stages, bar.update, observed)
     energies, rollbacks = blend(chunks, grid, bound.gray, emit)
     bar.close()

@@ -17,7 +17,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 #: warm starts as ``warmstart-<method>`` (what ``--init <method>`` loads when no checkpoint is given).
 EMBEDDED = {
     "default": ("default-prior.pt", "a202bdb729938f05ad33fbf0861948e773c27c9ca2aaf7b4dc0a26ed8c35707e"),
-    "warmstart-irflow": ("warmstart-irflow.pt", "eb59330630ba09ed38087202b258e66a385a525138ff9b5ff85e27d667264ebd"),
+    "warmstart-irflow": ("warmstart-irflow.pt", "5ea0e81cb8e0553f5715f30120ba61231cd7874201bf54251cd6c095d3b997cc"),
 }
 
 #: how to make each kind of embedded file yourself (quoted when one is missing)
