@@ -49,7 +49,7 @@ def main() -> None:
     steps = [int(p.get("meta", {}).get("train_state", {}).get("step", -1)) for p in payloads]
     if len(set(steps)) < len(steps):
         raise SystemExit(f"some checkpoints are the same step: {steps}")
-    meta = dict(payloads[int(max(range(len(steps)), key=steps.__getitem__))].get("meta", {}))
+    meta = dict(payloads[steps.index(max(steps))].get("meta", {}))  # the latest checkpoint's
     meta["averaged_steps"] = sorted(steps)
     state = average_state_dicts([p["state_dict"] for p in payloads])
     save_checkpoint(args.output, payloads[-1]["config"], state, meta)

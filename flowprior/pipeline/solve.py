@@ -14,6 +14,7 @@ from flowprior.pipeline.operator import BoundOperator
 from flowprior.pipeline.recipe import RestoreRecipe, SolverSection
 from flowprior.pipeline.warm_start import WarmStart
 from flowprior.solver import Energy, LatentMAPSolver, SolveResult, Stage
+from flowprior.solver.map import finite_tiles
 from flowprior.solver.weighting import noise_matched_weight
 
 
@@ -27,12 +28,12 @@ def solve_tiles(prior, recipe: RestoreRecipe, bound: BoundOperator, warm: WarmSt
     """
     op, params, observed_mask = bound.op, warm.params, bound.observed_mask
     observed_grid = observed_grid or grid
-    solver = LatentMAPSolver(prior, recipe.solver.optimizer, progress=progress)
     num_tiles = batch * grid.num_tiles  # all tiles of all images
     if skips_map(recipe, stages):
         for rows in tiling.iter_chunks(num_tiles, recipe.tiling.max_tiles or num_tiles):
             yield warm_start_tiles(warm, grid, observed_grid, rows)
         return
+    solver = LatentMAPSolver(prior, recipe.solver.optimizer, progress=progress)
     for rows in tiling.iter_chunks(num_tiles, recipe.tiling.max_tiles or num_tiles):
         chunk_params = tile_params(params, (grid, observed_grid), batch, rows.start, rows.stop)
         energy = chunk_energy(recipe.solver, op, chunk_params, observed_mask, warm.y, observed_grid, rows)
@@ -55,10 +56,10 @@ def warm_start_tiles(warm: WarmStart, grid: tiling.TileGrid, observed_grid: tili
     """The warm start's tiles ``rows`` as the chunk's result (:func:`skips_map`), with the solver's guards: a tile
     that is not finite falls back to its observation (where it is on the same grid), all clamped to [0, 1]."""
     image = tiling.split_range(warm.x0, grid, rows.start, rows.stop)  # a fresh tensor: warm.x0 stays as it is
-    bad = ~torch.isfinite(image).flatten(1).all(1)
-    if bad.any() and observed_grid == grid:
-        image[bad] = tiling.split_range(warm.y, observed_grid, rows.start, rows.stop)[bad].to(image.dtype)
-    return SolveResult(image=torch.nan_to_num(image, nan=0.5).clamp(0, 1), latents=[])
+    observed = None
+    if observed_grid == grid and not torch.isfinite(image).all():
+        observed = tiling.split_range(warm.y, observed_grid, rows.start, rows.stop)
+    return SolveResult(image=finite_tiles(image, observed), latents=[])
 
 
 def chunk_energy(solver: SolverSection, op, chunk_params: dict[str, Tensor], observed_mask: Tensor | None, y,

@@ -21,6 +21,15 @@ from flowprior.solver.schedule import Stage
 OPTIMIZERS = ("adam", "lbfgs")
 
 
+def finite_tiles(image: Tensor, observed: Tensor | None) -> Tensor:
+    """``image`` (B, C, P, P) made safe to output, in place: a tile with a non-finite value becomes its
+    ``observed`` tile (when there is one on the same grid), any NaN left 0.5, all clamped to [0, 1]."""
+    bad = ~torch.isfinite(image).flatten(1).all(1)
+    if bad.any() and observed is not None:
+        image[bad] = observed[bad].to(image.dtype)
+    return torch.nan_to_num(image, nan=0.5).clamp(0, 1)
+
+
 @dataclass
 class SolveResult:
     """Output of :meth:`LatentMAPSolver.solve`.
@@ -121,10 +130,8 @@ class LatentMAPSolver:
             result.stage_energies.append({"active": stage.active, "steps": stage.steps, "start": first, "end": last})
         with torch.no_grad():
             image = self.prior.decode(last_finite_z)
-        bad = ~torch.isfinite(image).flatten(1).all(1)
-        if bad.any():  # even the last finite iterate of a tile decoded badly: fall back to its observation
-            image[bad] = energy.observed[bad]
-        result.image = torch.nan_to_num(image, nan=0.5).clamp(0, 1)
+        # even the last finite iterate of a tile may decode badly: it falls back to its observation
+        result.image = finite_tiles(image, energy.observed)
         result.latents = last_finite_z
         result.seconds = time.perf_counter() - started
         return result
