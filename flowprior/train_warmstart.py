@@ -22,6 +22,7 @@ from degradations import Degradation, parse
 from flowprior.conditioning import condition_maps, drop_unknown
 from flowprior.distributed import Distributed
 from flowprior.errors import UsageError
+from flowprior.hashing import file_sha256
 from flowprior.metrics import psnr
 from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
@@ -31,6 +32,7 @@ from flowprior.warmstart.flowie import FlowIEConfig
 from flowprior.warmstart.irflow import IRFlowConfig
 from flowprior.warmstart.learned import WarmStartModel, build_warmstart, prepare_input, save_warmstart
 from flowprior.warmstart.resflow import ResFlowConfig
+from flowprior.warmstart.transplant import transplant
 
 METHODS = ("resflow", "irflow", "flowie")
 
@@ -82,6 +84,10 @@ class WarmstartOptimSection:
     val_patches: int = 32
     seed: int = 0
     threads: int | None = None
+    # a trained warm-start checkpoint (any method) whose network starts a fresh run (flowprior.warmstart.transplant):
+    # its keys land at init_prefix + key ("" for ResFlow from IR-Flow, "initial." for FlowIE's τφ)
+    init_from: str | None = None
+    init_prefix: str = ""
 
 
 @dataclass
@@ -211,6 +217,14 @@ def load_resume_state(last: Path, recipe, model, optimizer, generator, state: di
     state.update(payload["meta"]["train_state"])
 
 
+def start_from_trained(path: str, prefix: str, model: WarmStartModel) -> dict[str, Any]:
+    """Fill ``model`` from a trained warm start's network (see :func:`transplant`); what the run records of it."""
+    payload = read_checkpoint(path)
+    filled = transplant(payload["state_dict"], model, prefix)
+    return {"path": str(path), "sha256": file_sha256(path), "method": payload["config"].get("method"),
+            "prefix": prefix, "tensors": len(filled), "train_state": payload.get("meta", {}).get("train_state")}
+
+
 def start_state(recipe, model, optimizer, generator, world, resume_from: Path | None) -> dict[str, Any]:
     """The run's counters: fresh, or continued from ``resume_from`` (a ``last.pt``: weights, optimizer and generator
     too); a rank other than 0 reseeds its generator, so every rank draws its own share of each batch."""
@@ -218,6 +232,8 @@ def start_state(recipe, model, optimizer, generator, world, resume_from: Path | 
              "phase_start": 0}
     if resume_from is not None:
         load_resume_state(resume_from, recipe, model, optimizer, generator, state)
+    elif recipe.optim.init_from:
+        state["init_from"] = start_from_trained(recipe.optim.init_from, recipe.optim.init_prefix, model)
     if world.rank:
         generator.manual_seed(recipe.optim.seed + 1000 * world.rank + state["step"])
     return state

@@ -170,7 +170,7 @@ def test_the_conditioned_recipe_mirrors_irflow_data_on_the_lean_network_and_trai
     small = load_recipe(WarmstartTrainRecipe, find_recipe("warmstart-resflow-cond", "train"), {
         "resflow.width": 8, "optim.batch_size": 4, "optim.steps": 2, "optim.warmup_steps": 1,
         "optim.checkpoint_every": 2, "optim.val_every": 2, "optim.val_patches": 4, "optim.log_every": 1,
-        "optim.threads": 1, "output": str(tmp_path)})
+        "optim.threads": 1, "optim.init_from": None, "output": str(tmp_path)})
     sources = tuple(_PhotoPatches(seed) for seed in (0, 1))
     result = train_warmstart(small, progress=False, sources=sources)
     assert result["step"] == 2 and result["skipped"] == 0

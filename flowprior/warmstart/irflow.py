@@ -43,9 +43,6 @@ class IRFlowConfig(VelocityNetConfig):
     consistency_fraction: float = 0.5
     # share of each batch trained at t = 1 exactly: the one-step path (steps = 1) starts there and nowhere else
     t1_fraction: float = 0.0
-    # per-sample loss weight (error + loss_floor)^-loss_balance (learned.balanced_mean); 0 = plain MSE
-    loss_balance: float = 0.0
-    loss_floor: float = 1.5e-5
 
     def __post_init__(self):
         super().__post_init__()
@@ -56,8 +53,6 @@ class IRFlowConfig(VelocityNetConfig):
             raise ValueError("consistency_weight >= 0 and consistency_fraction in (0, 1] are required")
         if not 0 <= self.t1_fraction <= 1:
             raise ValueError("t1_fraction must lie in [0, 1]")
-        if not 0 <= self.loss_balance <= 1 or self.loss_floor <= 0:
-            raise ValueError("loss_balance must lie in [0, 1] and loss_floor be > 0")
 
 
 def irflow_state(hq: Tensor, lq: Tensor, t: Tensor) -> Tensor:

@@ -109,7 +109,7 @@ class LeanUNet(nn.Module):
         if (aux is None) != (c.aux_channels == 0) or (cond is None) != (c.cond_channels == 0):
             raise ValueError("pass aux and cond exactly when the network was built with them")
         t = torch.as_tensor(t, dtype=torch.float32, device=x.device).expand(x.shape[0])
-        embedding = self.time_mlp(timestep_embedding(t, c.time_dim))
+        embedding = self.time_mlp(timestep_embedding(t, c.time_dim).to(x.dtype))  # a float64 network stays float64
         inputs = [x] + [extra.to(device=x.device, dtype=x.dtype) for extra in (cond, aux) if extra is not None]
         x, (height, width) = reflect_pad_to_multiple(torch.cat(inputs, dim=1), c.unshuffle * 2**c.depth)
         h = self.stem(F.pixel_unshuffle(x, c.unshuffle) if c.unshuffle > 1 else x)

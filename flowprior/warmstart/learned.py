@@ -57,6 +57,12 @@ def uniform_times_like(x: Tensor, generator: torch.Generator, low: float = 0.0) 
     return (1.0 - (1.0 - low) * u).to(device=x.device, dtype=x.dtype)
 
 
+def balance_weights(per_sample: Tensor, power: float, floor: float = 1.5e-5) -> Tensor:
+    """Detached per-sample weights ``(loss_i + floor)^-power`` scaled to mean 1 (see :func:`balanced_mean`)."""
+    weight = (per_sample.detach().float() + floor).pow(-power)
+    return (weight / weight.mean()).to(per_sample.dtype)
+
+
 def balanced_mean(per_sample: Tensor, power: float = 0.0, floor: float = 1.5e-5) -> Tensor:
     """Mean of per-sample losses, each sample's gradient weighted by ``(loss_i + floor)^-power``.
 
@@ -69,8 +75,7 @@ def balanced_mean(per_sample: Tensor, power: float = 0.0, floor: float = 1.5e-5)
     """
     if power == 0:
         return per_sample.mean()
-    weight = (per_sample.detach().float() + floor).pow(-power)
-    return (per_sample * (weight / weight.mean()).to(per_sample.dtype)).mean()
+    return (per_sample * balance_weights(per_sample, power, floor)).mean()
 
 
 def broadcast_time(t: Tensor) -> Tensor:

@@ -26,12 +26,17 @@ class VelocityNetConfig:
     unshuffle: int = 1
     arch: str = "timeunet"  # "timeunet" (group-normed, the first embedded models) or "lean" (LeanUNet)
     top_width: int = 0  # LeanUNet's full-resolution branch (0 = none: every model embedded up to session 5)
+    # per-sample loss weight (error + loss_floor)^-loss_balance (learned.balance_weights); 0 = plain MSE
+    loss_balance: float = 0.0
+    loss_floor: float = 1.5e-5
 
     def __post_init__(self):
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, not {self.arch!r}")
         if self.top_width and (self.arch != "lean" or self.unshuffle < 2):
             raise ValueError("top_width needs arch 'lean' with unshuffle >= 2")
+        if not 0 <= self.loss_balance <= 1 or self.loss_floor <= 0:
+            raise ValueError("loss_balance must lie in [0, 1] and loss_floor be > 0")
 
     def unet(self, in_channels: int = 3, aux_channels: int = 0, out_channels: int = 3) -> nn.Module:
         """A network of this size and architecture (3 outputs: a velocity or displacement of the image)."""

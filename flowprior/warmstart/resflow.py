@@ -63,6 +63,7 @@ from flowprior.warmstart.base import register_initializer
 from flowprior.warmstart.learned import (
     LearnedInitializer,
     WarmStartModel,
+    balance_weights,
     broadcast_time,
     gaussian_like,
     register_method,
@@ -163,6 +164,8 @@ class ResFlow(WarmStartModel):
         error = (self.velocity(z_t, t, cond) - target).square()
         mse_x = error[:, :IMAGE_CHANNELS].flatten(1).mean(1)
         weight = resflow_loss_weight(t, self.config.weight_power)
+        if self.config.loss_balance:  # weights from the image's error, so λ(t) keeps its meaning
+            weight = weight * balance_weights(mse_x, self.config.loss_balance, self.config.loss_floor)
         terms = {"mse": mse_x.mean().detach()}
         total = mse_x
         if self.config.augmented:

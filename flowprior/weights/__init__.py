@@ -18,6 +18,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 EMBEDDED = {
     "default": ("default-prior.pt", "a202bdb729938f05ad33fbf0861948e773c27c9ca2aaf7b4dc0a26ed8c35707e"),
     "warmstart-irflow": ("warmstart-irflow.pt", "5ea0e81cb8e0553f5715f30120ba61231cd7874201bf54251cd6c095d3b997cc"),
+    "warmstart-resflow": ("warmstart-resflow.pt", "9cc0e3060f883c23807864ca67facae07b58506dd995025f514f98a7852aef90"),
 }
 
 #: how to make each kind of embedded file yourself (quoted when one is missing)
