@@ -134,3 +134,14 @@ def test_the_conditioned_recipes_start_from_the_embedded_irflow_and_train_on_its
         transplant(read_checkpoint(embedded)["state_dict"], recipe.build_model(), prefix)  # it fits
     assert load_recipe(WarmstartTrainRecipe, find_recipe("warmstart-flowie-cond", "train")).flowie.initial_config \
         == embedded_config
+
+
+def test_the_widened_irflow_recipe_starts_from_the_embedded_model_on_its_data():
+    from flowprior.recipe import find_recipe, load_recipe
+
+    base = load_recipe(WarmstartTrainRecipe, find_recipe("warmstart-irflow-cond", "train"))
+    wide = load_recipe(WarmstartTrainRecipe, find_recipe("warmstart-irflow-top32", "train"))
+    assert wide.data == base.data and wide.irflow.top_width == 2 * base.irflow.top_width
+    assert {k: v for k, v in vars(wide.irflow).items() if k != "top_width"} == \
+        {k: v for k, v in vars(base.irflow).items() if k != "top_width"}
+    assert wide.optim.init_from == "flowprior/weights/warmstart-irflow.pt"
