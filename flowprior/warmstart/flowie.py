@@ -124,16 +124,20 @@ class FlowIE(WarmStartModel):
             return self.initial.restore(lq, generator, cond if self.initial.conditioned else None)
         return self.initial(lq)
 
+    def _flow_net(self, x: Tensor, t: Tensor, condition: Tensor, cond: Tensor | None) -> Tensor:
+        """The flow network on the state and τφ's estimate: a velocity, or ``r`` with ``predict: estimate``."""
+        return self.net(torch.cat([x, condition], dim=1), t, cond=cond)
+
     def estimate(self, x: Tensor, t: Tensor, condition: Tensor, cond: Tensor | None = None) -> Tensor:
         """``x̂ = condition + r(x_t, t)`` in [−1, 1] space (``predict: estimate``)."""
-        return condition + self.net(torch.cat([x, condition], dim=1), t, cond=cond)
+        return condition + self._flow_net(x, t, condition, cond)
 
     def velocity(self, x: Tensor, t: Tensor, condition: Tensor, cond: Tensor | None = None) -> Tensor:
         """dx/dt of the flow in [−1, 1] space; ``condition`` = 2·τφ(LQ) − 1, ``cond`` the degradation maps."""
         if self.config.predict == "estimate":
             remaining = broadcast_time(1 - torch.as_tensor(t, dtype=x.dtype).clamp(max=LAST_TIME).expand(x.shape[0]))
             return (self.estimate(x, t, condition, cond) - x) / remaining
-        return self.net(torch.cat([x, condition], dim=1), t, cond=cond)
+        return self._flow_net(x, t, condition, cond)
 
     def loss_terms(self, hq: Tensor, lq: Tensor, generator: torch.Generator,
                    phase: str = "flow", cond: Tensor | None = None) -> dict[str, Tensor]:
