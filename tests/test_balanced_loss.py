@@ -51,21 +51,22 @@ def test_config_rejects_out_of_range_balance():
         IRFlowConfig(loss_floor=0.0)
 
 
-def test_irflow_training_reads_the_balance():
-    """The IR-Flow loss is the balanced mean of its per-sample errors: with errors that differ across the batch,
-    weighting the small ones up gives a smaller value than the plain MSE of the same draws."""
+@pytest.mark.parametrize("method", ["irflow", "resflow"])
+def test_training_reads_the_balance(method):
+    """The IR-Flow and (plain) ResFlow losses weight each sample by its balanced weight: with errors that differ
+    across the batch, weighting the small ones up gives a smaller value than the plain MSE of the same draws."""
     from flowprior.warmstart import build_warmstart
     from tests.test_warmstart import TINY_CONFIGS, tiny_pairs
 
     hq, lq = tiny_pairs()
     lq = lq.clone()
-    # half the batch lightly damaged: a fresh network predicts 0, so its errors are the damage, 100x apart
+    # half the batch lightly damaged: a fresh network predicts ~0, so its errors are the damage, 100x apart
     lq[:4] = hq[:4] + 0.1 * (lq[:4] - hq[:4])
+    extra = {"irflow": {"consistency_weight": 0.0, "t1_fraction": 1.0}, "resflow": {"augmented": False}}[method]
 
     def loss(balance: float) -> float:
         torch.manual_seed(0)
-        config = {**TINY_CONFIGS["irflow"], "consistency_weight": 0.0, "t1_fraction": 1.0, "loss_balance": balance}
-        model = build_warmstart(config)
+        model = build_warmstart({**TINY_CONFIGS[method], **extra, "loss_balance": balance})
         with torch.no_grad():
             return float(model.loss_terms(hq, lq, torch.Generator().manual_seed(5))["loss"])
 
