@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from degradations import parse
-from flowprior.estimate.defects import detect_defects
+from flowprior.estimate.defect_net import find_defects
 from flowprior.estimate.jpeg import detect_jpeg_grid, inspect_jpeg_file
 from flowprior.estimate.noise import estimate_noise
 from flowprior.estimate.report import estimate_degradation
@@ -158,7 +158,7 @@ def defect_scores(names, seeds=(11, 12, 13)) -> list:
                             ).sigma
                         )
                     )
-                    pred = detect_defects(y, sigma).missing
+                    pred = find_defects(y, sigma).missing
                     tp = float((pred & truth).sum())
                     # a black fill over a black scene changed nothing: recall of the pixels it did change
                     visible = truth & (x[0].amax(0).numpy() > VISIBLE_LEVEL / 255)

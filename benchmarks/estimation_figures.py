@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.estimation import degrade, photo
-from flowprior.estimate.defects import detect_defects
+from flowprior.estimate.defect_net import find_defects
 from flowprior.estimate.jpeg import detect_jpeg_grid
 from flowprior.estimate.noise import estimate_noise
 
@@ -68,7 +68,7 @@ def render(name: str, spec: str, params: dict, seed: int, corner: tuple[int, int
     sigma = float(
         np.mean(estimate_noise(y, jpeg.luma_table if jpeg.detected else None, jpeg.grid_offset).sigma)
     )
-    found = detect_defects(y, sigma).missing
+    found = find_defects(y, sigma).missing
     top, left = _largest_error(truth, found) if corner is None else corner
     crop = (slice(top, top + _SIDE), slice(left, left + _SIDE))
     image = (y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)[crop]

@@ -7,6 +7,7 @@ test photos of benchmarks/estimation.py are never read here.
     python -m benchmarks.estimation_tuning --part floor     # texture floor F of the never-compressed σ̂
     python -m benchmarks.estimation_tuning --part jpeg      # σ̂ before JPEG, on the clean-source photos
     python -m benchmarks.estimation_tuning --part defects   # false masks without defects; precision / recall
+    python -m benchmarks.estimation_tuning --part learned --checkpoint runs/defects/best.pt   # its threshold
 """
 
 from __future__ import annotations
@@ -100,13 +101,60 @@ def defect_scores(photos) -> None:
             )
 
 
+LEARNED_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+LEARNED_SETTINGS = {
+    "clean fill": ("mask", {}),
+    "σ 5 + q50": ("mask+noise+jpeg", {"noise.sigma": 5, "jpeg.quality": 50}),
+    "σ 15 + q40": ("mask+noise+jpeg", {"noise.sigma": 15, "jpeg.quality": 40}),
+}
+
+
+def learned_scores(photos, checkpoint: str, grow_to: float | None = None) -> None:
+    """The learned detector's pixel precision / recall per threshold (pooled over the photos, and the number of
+    photos with both >= 0.8), and its false-mask share on photos without defects. ``grow_to``: the hysteresis'
+    low threshold (pieces found at each threshold grow over their pixels above it)."""
+    from flowprior.estimate.defect_net import image_probability, load_defect_net, mask_from_probability
+
+    model = load_defect_net(checkpoint)
+    for kind in ("holes", "strokes"):
+        for label, (spec, params) in LEARNED_SETTINGS.items():
+            counts = {t: [] for t in LEARNED_THRESHOLDS}
+            for i, (_, x) in enumerate(photos):
+                y, observed = degrade(x, spec, {**params, "mask.kind": kind}, seed=500 + i)
+                truth = observed[0, 0].numpy() < 0.5
+                probability = image_probability(y, model)
+                for t in LEARNED_THRESHOLDS:
+                    pred = mask_from_probability(probability, t, grow_to).missing
+                    counts[t].append((float((pred & truth).sum()), float(pred.sum()), float(truth.sum())))
+            cells = []
+            for t, rows in counts.items():
+                hit, found, true = np.array(rows).T
+                p, r = hit / np.maximum(found, 1), hit / np.maximum(true, 1)
+                both = int(((p >= 0.8) & (r >= 0.8)).sum())
+                cells.append(f"t{t}: P {hit.sum() / max(found.sum(), 1):.2f} R {hit.sum() / max(true.sum(), 1):.2f} ({both})")
+            print(f"{kind:7s} {label:10s} | " + " | ".join(cells))
+    for label, (spec, params, seed) in FALSE_MASK_SETTINGS.items():
+        shares = {t: [] for t in LEARNED_THRESHOLDS}
+        for i, (_, x) in enumerate(photos):
+            y, _ = degrade(x, spec, params, seed=seed + i)
+            probability = image_probability(y, model)
+            for t in LEARNED_THRESHOLDS:
+                shares[t].append(mask_from_probability(probability, t, grow_to).coverage)
+        print(f"no defects, {label:10s} | " + " | ".join(
+            f"t{t}: photos >= 0.2 %: {(np.array(v) >= 0.002).sum()}, largest {max(v):.2%}" for t, v in shares.items()))
+
+
+FALSE_MASK_SETTINGS = {
+    "σ 15 + q40": ("noise+jpeg", {"noise.sigma": 15, "jpeg.quality": 40}, 400),
+    "σ 25": ("noise", {"noise.sigma": 25}, 700),
+    "q30": ("jpeg", {"jpeg.quality": 30}, 600),
+    "clean": ("identity", {}, 800),
+}
+
+
 def false_masks(photos) -> None:
     """Photos where ``estimate_degradation`` adds a ``mask`` though nothing was masked (its coverage floor)."""
-    settings = {
-        "σ 15 + q40": ("noise+jpeg", {"noise.sigma": 15, "jpeg.quality": 40}, 400),
-        "σ 25": ("noise", {"noise.sigma": 25}, 700),
-    }
-    for label, (spec, params, seed) in settings.items():
+    for label, (spec, params, seed) in list(FALSE_MASK_SETTINGS.items())[:2]:
         coverage = []
         for i, (_, x) in enumerate(photos):
             y, _ = degrade(x, spec, params, seed=seed + i)
@@ -118,12 +166,19 @@ def false_masks(photos) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("floor", "jpeg", "defects"), required=True)
+    parser.add_argument("--part", choices=("floor", "jpeg", "defects", "learned"), required=True)
+    parser.add_argument("--checkpoint", default=None, help="--part learned: the detector (default: the embedded one)")
+    parser.add_argument("--grow-to", type=float, default=None, help="--part learned: the hysteresis' low threshold")
     parser.add_argument("--limit", type=int, default=None, help="first N validation photos (a quick run)")
     args = parser.parse_args()
     photos = validation_photos()[: args.limit]
     if args.part == "defects":
         false_masks(photos)
+    if args.part == "learned":
+        from flowprior.weights import embedded_path
+
+        learned_scores(photos, args.checkpoint or str(embedded_path("defects")[0]), args.grow_to)
+        return
     {"floor": floor_sweep, "jpeg": jpeg_errors, "defects": defect_scores}[args.part](photos)
 
 

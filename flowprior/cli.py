@@ -306,15 +306,13 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a model", description="Train a model from a recipe.")
     models = parser.add_subparsers(dest="model_kind", metavar="MODEL", required=True)
-    prior = models.add_parser("prior", help="train a flow prior",
-                              description="Train a Glow prior; writes last.pt (resumable), prior.pt and log.jsonl "
-                              "into the recipe's output folder.")
-    prior.add_argument("--recipe", metavar="R", required=True,
-                       help="a training recipe: a YAML path or a name in recipes/train (e.g. cpu-default)")
-    _add_set_option(prior, "a recipe key, e.g. optim.steps=5000")
-    prior.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt when it exists")
-    prior.add_argument("--quiet", action="store_true", help="no progress bar")
-    prior.set_defaults(handler=_run_train_prior)
+    _add_simple_train_parser(models, "prior", _run_train_prior, "train a flow prior",
+                             "Train a Glow prior; writes last.pt (resumable), prior.pt and log.jsonl into the "
+                             "recipe's output folder.", "e.g. cpu-default", "optim.steps=5000")
+    _add_simple_train_parser(models, "defects", _run_train_defects, "train the learned defect detector",
+                             "Train the detector of holes and scratches on synthetic defects over the photo pool; "
+                             "writes last.pt (resumable), defects.pt, best.pt and log.jsonl into the recipe's "
+                             "output folder.", "e.g. defects", "optim.steps=3000")
     warm = models.add_parser("warmstart", help="train a learned warm start (ResFlow, IR-Flow or FlowIE)",
                              description="Train a warm start on degraded/clean pairs synthesized on the fly from the "
                              "photo pool; writes last.pt (resumable), warmstart.pt, best.pt and log.jsonl into the "
@@ -329,14 +327,37 @@ def add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     warm.set_defaults(handler=_run_train_warmstart)
 
 
-def _run_train_prior(args: argparse.Namespace) -> int:
-    from flowprior.recipe import find_recipe, load_recipe
-    from flowprior.train_prior import PriorTrainRecipe, train_prior
+def _add_simple_train_parser(models, name: str, handler, help_text: str, description: str, example: str,
+                             set_example: str) -> None:
+    """A ``train`` subcommand that takes a recipe, ``--set``, ``--resume`` and ``--quiet`` (prior, defects)."""
+    parser = models.add_parser(name, help=help_text, description=description)
+    parser.add_argument("--recipe", metavar="R", required=True,
+                        help=f"a training recipe: a YAML path or a name in recipes/train ({example})")
+    _add_set_option(parser, f"a recipe key, e.g. {set_example}")
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt when it exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=handler)
 
-    recipe = load_recipe(PriorTrainRecipe, find_recipe(args.recipe, "train"), parse_set_options(args.overrides))
-    summary = train_prior(recipe, resume=args.resume, progress=not args.quiet)
+
+def _train_from_recipe(args: argparse.Namespace, recipe_class, train) -> int:
+    from flowprior.recipe import find_recipe, load_recipe
+
+    recipe = load_recipe(recipe_class, find_recipe(args.recipe, "train"), parse_set_options(args.overrides))
+    summary = train(recipe, resume=args.resume, progress=not args.quiet)
     print(json.dumps({"output": recipe.output, **summary}))
     return 0
+
+
+def _run_train_prior(args: argparse.Namespace) -> int:
+    from flowprior.train_prior import PriorTrainRecipe, train_prior
+
+    return _train_from_recipe(args, PriorTrainRecipe, train_prior)
+
+
+def _run_train_defects(args: argparse.Namespace) -> int:
+    from flowprior.train_defects import DefectTrainRecipe, train_defects
+
+    return _train_from_recipe(args, DefectTrainRecipe, train_defects)
 
 
 def _run_train_warmstart(args: argparse.Namespace) -> int:

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 import torch
 
-from flowprior.estimate.defects import DefectEstimate, detect_defects
+from flowprior.estimate.defect_net import find_defects
+from flowprior.estimate.defects import DefectEstimate
 from flowprior.estimate.jpeg import detect_jpeg_grid, inspect_jpeg_file
 from flowprior.estimate.noise import estimate_noise
 
@@ -106,7 +107,7 @@ def estimate_degradation(image: torch.Tensor, path: str | Path | None = None) ->
     jpeg = _jpeg_history(image, path)
     table, offset = jpeg.pop("table"), jpeg.pop("offset")
     first = estimate_noise(image, table, offset)
-    defects = detect_defects(image, float(np.mean(first.sigma)))
+    defects = find_defects(image, float(np.mean(first.sigma)))
     noise = first
     if defects.missing.any():
         grow = np.ones((2 * _DEFECT_MARGIN + 1,) * 2, np.uint8)
