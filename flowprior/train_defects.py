@@ -20,6 +20,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from degradations import Degradation
+from flowprior.distributed import Distributed
 from flowprior.estimate.defect_net import DefectNet, DefectNetConfig, save_defect_net
 from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
@@ -87,11 +88,15 @@ def detection_scores(model: DefectNet, sets: dict[str, tuple[Tensor, Tensor]]) -
 def train_defects(recipe: DefectTrainRecipe, resume: bool = False, progress: bool = True,
                   sources=None) -> dict[str, Any]:
     """Train (or resume) the detector; writes ``last.pt``, ``defects.pt``, ``best.pt`` (highest mean held-out
-    score) and ``log.jsonl`` into ``recipe.output``."""
+    score) and ``log.jsonl`` into ``recipe.output``. Runs unchanged under ``torchrun`` (each rank draws its share of
+    the batch; :class:`~flowprior.distributed.Distributed`)."""
+    world = Distributed()
     out = Path(recipe.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    if world.is_main:
+        (out / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
     opt, data = recipe.optim, recipe.data
+    batch = world.share(opt.batch_size)
     if opt.threads:
         torch.set_num_threads(opt.threads)
     mixture = build_degradations(data)
@@ -107,6 +112,9 @@ def train_defects(recipe: DefectTrainRecipe, resume: bool = False, progress: boo
         optimizer.load_state_dict(payload["optimizer"])
         generator.set_state(payload["generator"])
         state.update(payload["meta"]["train_state"])
+    if world.rank:
+        generator.manual_seed(opt.seed + 1000 * world.rank + state["step"])
+    world.broadcast(model.parameters())
     val_generator = torch.Generator().manual_seed(opt.seed + 1)
     val_sets = {name: damaged_pairs(as_rgb(val_source.sample(opt.val_patches, val_generator).float()), op,
                                     val_generator) for name, op, _ in mixture}
@@ -122,7 +130,7 @@ def train_defects(recipe: DefectTrainRecipe, resume: bool = False, progress: boo
     def step() -> tuple[dict[str, Tensor], dict[str, Any]]:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(opt, state["step"], opt.steps)
-        hq = as_rgb(train_source.sample(opt.batch_size, generator).float())
+        hq = as_rgb(train_source.sample(batch, generator).float())
         image, missing = damaged_mixture(hq, mixture, data.groups, generator)
         loss = F.binary_cross_entropy_with_logits(model(image), missing, pos_weight=pos_weight)
         return {"loss": loss}, {}
@@ -138,8 +146,12 @@ def train_defects(recipe: DefectTrainRecipe, resume: bool = False, progress: boo
         scores = detection_scores(model, val_sets)
         return {"val_score": scores["mean"], "val_score_by_setting": scores}
 
-    bar = tqdm(total=opt.steps, initial=state["step"], disable=not progress, desc="defects", dynamic_ncols=True)
+    bar = tqdm(total=opt.steps, initial=state["step"], disable=not progress or not world.is_main, desc="defects",
+               dynamic_ncols=True)
     model.train()
     cadence = Cadence(opt.steps, opt.max_minutes, opt.grad_clip, opt.log_every, opt.val_every, opt.checkpoint_every)
-    return run_training(state, optimizer, list(model.parameters()), cadence, out / "log.jsonl", bar, step,
-                        validate, checkpoint, final)
+    try:
+        return run_training(state, optimizer, list(model.parameters()), cadence, out / "log.jsonl", bar, step,
+                            validate, checkpoint, final, world)
+    finally:
+        world.close()
