@@ -68,6 +68,7 @@ class Runner:
                 model = build_warmstart({**initializer.model.config_dict(), "steps": int(steps)})
                 model.load_state_dict(initializer.model.state_dict())
                 initializer.model = model.eval().requires_grad_(False)
+                initializer.specialists = {}  # the override is the general model's: no specialist takes over
             self.initializers[name] = initializer
         return self.initializers[name]
 

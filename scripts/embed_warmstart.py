@@ -65,7 +65,7 @@ def started_from(init: dict | None) -> str:
     source = init.get("train_state") or {}
     return (f"| started from | `{init['path']}` (sha256 `{init['sha256'][:12]}…`, a trained {init.get('method')} "
             f"network: {source.get('step')} steps, {source.get('seconds', 0) / 3600:.2f} h; copied into "
-            f"`{init.get('prefix') or 'the network'}`, new channels cut; flowprior/warmstart/transplant.py). "
+            f"{'`' + init['prefix'] + '`' if init.get('prefix') else 'the whole network'}, new channels cut; flowprior/warmstart/transplant.py). "
             f"The steps, patches and hours above are this run's only |\n")
 
 
@@ -76,11 +76,17 @@ def main() -> None:
     parser.add_argument("--note", default="", help="a paragraph for the card")
     parser.add_argument("--recipe", default=None, help="the recipe file the run was started from, for the card")
     parser.add_argument("--hardware", default="2 threads", help="how the cores were used, for the card")
+    parser.add_argument("--specialist", default=None, metavar="KIND",
+                        help="embed as warmstart-<method>-<KIND>, the specialist the general model hands this kind of "
+                             "damage to (flowprior.warmstart.learned.damage_kind, e.g. noise)")
     args = parser.parse_args()
     payload = read_checkpoint(args.checkpoint)
     config, meta = payload["config"], payload["meta"]
     method = config["method"]
-    name, filename = f"warmstart-{method}", f"warmstart-{method}.pt"
+    name = f"warmstart-{method}" + (f"-{args.specialist}" if args.specialist else "")
+    filename = f"{name}.pt"
+    role = (f"run by `--init {method}` for `{args.specialist}` damage alone" if args.specialist
+            else f"loaded by `--init {method}`")
     state = {k: v.half().contiguous() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     build_warmstart(config).load_state_dict(state)  # refuse to embed weights that do not fit their config
     target = WEIGHTS / filename
@@ -95,7 +101,7 @@ def main() -> None:
     curve = ", ".join(f"{r['step']}: {r['val_psnr']:.2f}" for r in rows if not r.get("final")) or "(log not given)"
     optim, data = recipe.get("optim", {}), recipe.get("data", {})
     patches = (train.get("step") or 0) * (optim.get("batch_size") or 0)
-    card = f"""# Model card: `{filename}` (embedded as `{name}`, loaded by `--init {method}`)
+    card = f"""# Model card: `{filename}` (embedded as `{name}`, {role})
 
 A learned warm start ({method}) for `flowprior restore`: a few passes of a time-conditioned U-Net turn the degraded
 image (missing pixels filled) into a first estimate that the latent MAP refines.
@@ -139,7 +145,7 @@ on the fly with the operators of `degradations/`. No test image of `docs/benchma
 
 {data_summary(ROOT / recipe.get("data", {}).get("root", "data/train"))}
 """
-    (WEIGHTS / f"warmstart-{method}.md").write_text(card)
+    (WEIGHTS / f"{name}.md").write_text(card)
     print(json.dumps({"file": str(target), "sha256": sha256, "bytes": target.stat().st_size}))
 
 

@@ -15,9 +15,11 @@ from flowprior.metrics import psnr
 from flowprior.recipe import find_recipe
 from flowprior.restoration import build_recipe, load_model, restore_tensor
 from flowprior.warmstart import get_initializer
-from flowprior.warmstart.learned import embedded_warmstart
+from flowprior.warmstart.learned import available_methods, embedded_warmstart
 
-EMBEDDED_WARMSTARTS = [name.removeprefix("warmstart-") for name in weights.EMBEDDED if name.startswith("warmstart-")]
+# the general model of each method (a specialist, ``warmstart-<method>-<kind>``, runs through it: tests/test_specialists.py)
+EMBEDDED_WARMSTARTS = [name.removeprefix("warmstart-") for name in weights.EMBEDDED
+                       if name.removeprefix("warmstart-") in available_methods()]
 
 
 def degraded_crop(make_natural_image, spec: str, params: dict, size: int = 96):

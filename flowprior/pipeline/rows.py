@@ -103,6 +103,8 @@ def describe_restore(recipe: RestoreRecipe, prior, bound: BoundOperator, warm: W
         "model": {"name": recipe.model, "sha256": getattr(prior, "sha256", None)},
         # what a conditioned warm start was told about the degradation (None: no learned or a blind warm start)
         "warm_start_condition": getattr(warm.initializer, "last_condition", None),
+        # the embedded warm-start model that ran (the general one or a specialist; None: a checkpoint or none)
+        "warm_start_model": getattr(warm.initializer, "last_model", None),
     }
 
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from degradations import Degradation
 from degradations.registry import Registry
-from flowprior.conditioning import condition_maps, describe
+from flowprior.conditioning import condition_maps, describe, members
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
 from flowprior.warmstart.base import Initializer, initializer_factory
@@ -180,6 +180,17 @@ def embedded_warmstart(method: str) -> tuple[Path | None, str | None]:
     return embedded_path(warmstart_name(method)) if warmstart_name(method) in EMBEDDED else (None, None)
 
 
+def damage_kind(degradation: Degradation) -> str:
+    """The members' names in order, identities left out, a non-Gaussian noise with its kind: ``"noise"``,
+    ``"mask+noise+jpeg"``, ``"noise(poisson_gaussian)"``: what a specialist warm start is chosen by."""
+    names = []
+    for _, member in members(degradation):
+        kind = getattr(member, "kind", "gaussian") if member.name == "noise" else "gaussian"
+        if member.name != "identity":
+            names.append(member.name if kind == "gaussian" else f"{member.name}({kind})")
+    return "+".join(names) or "identity"
+
+
 def is_learned(init: str) -> bool:
     """Whether the registered initializer ``init`` runs a trained network (a :class:`LearnedInitializer`)."""
     factory = initializer_factory(init)
@@ -199,7 +210,14 @@ class LearnedInitializer(Initializer):
             operator's params say (blind use); see :mod:`flowprior.conditioning`.
         ensemble: average the network over this many orientations of the input (1, 2, 4 or 8;
             :mod:`flowprior.warmstart.ensemble`): up to 8× the time for a lower error.
+
+    With no checkpoint, a degradation of a kind listed in :attr:`specialists` runs that embedded specialist
+    instead of the general model (loaded on first use); ``last_model`` names the embedded model that ran.
     """
+
+    #: embedded models fine-tuned on one kind of damage alone (:func:`damage_kind` -> embedded name), run in
+    #: place of the general one when no checkpoint is given; a subclass lists its own
+    specialists: ClassVar[dict[str, str]] = {}
 
     def __init__(self, checkpoint: str | Path | None = None, seed: int = 0,
                  expected_sha256: str | None = None, unknown: tuple[str, ...] = (), ensemble: int = 1):
@@ -208,8 +226,12 @@ class LearnedInitializer(Initializer):
         self.ensemble = ensemble
         #: what the network was given on the last call (:func:`flowprior.conditioning.describe`), for the sidecar
         self.last_condition: dict | None = None
-        if checkpoint is None and expected_sha256 is None:
+        embedded = checkpoint is None and expected_sha256 is None
+        if embedded:
             checkpoint, expected_sha256 = embedded_warmstart(self.name)
+        #: the embedded model that ran on the last call (None: a checkpoint given by the caller)
+        self.last_model: str | None = None
+        self._embedded = embedded and checkpoint is not None
         if checkpoint is None:
             raise UsageError(f"the {self.name!r} warm start needs a trained checkpoint: set the restore "
                              f"recipe key init_checkpoint (e.g. --set init_checkpoint=PATH); train one with "
@@ -234,40 +256,56 @@ class LearnedInitializer(Initializer):
         side = cls.block + 2 * cls.halo
         return min(height, side) * min(width, side)
 
+    def model_for(self, degradation: Degradation) -> WarmStartModel:
+        """The embedded specialist for this kind of damage when there is one (and no checkpoint was given), else
+        the loaded model; sets ``last_model``."""
+        from flowprior.weights import EMBEDDED, embedded_path, warmstart_name
+
+        if not self._embedded:
+            return self.model
+        name = self.specialists.get(damage_kind(degradation))
+        if name is None or name not in EMBEDDED:
+            self.last_model = warmstart_name(self.name)
+            return self.model
+        self.last_model = name
+        return _load_shared(*embedded_path(name))
+
     @torch.no_grad()
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
         lq = prepare_input(y, degradation, params)
-        self.model.to(lq.device)
+        model = self.model_for(degradation).to(lq.device)
         cond = None
-        if self.model.conditioned:
+        if model.conditioned:
             cond = condition_maps(degradation, params, tuple(lq.shape), self.unknown).to(lq.device)
             self.last_condition = describe(cond)
         generator = torch.Generator().manual_seed(self.seed)
-        x0 = self._run_blocked(lq, cond, generator).clamp(0, 1)
+        x0 = self._run_blocked(model, lq, cond, generator).clamp(0, 1)
         if y.shape[1] == 1:
             x0 = x0.mean(1, keepdim=True)
-        if self.model.conditioned:  # the models embedded before conditioning were measured without it
+        if model.conditioned:  # the models embedded before conditioning were measured without it
             x0 = consistent_with_input(x0, y.to(x0.dtype), degradation, params, self.unknown)
         return x0.to(y.dtype)
 
-    def _run_blocked(self, lq: Tensor, cond: Tensor | None, generator: torch.Generator) -> Tensor:
+    def _run_blocked(self, model: WarmStartModel, lq: Tensor, cond: Tensor | None,
+                     generator: torch.Generator) -> Tensor:
         """The model on the whole image, or block by block with a halo of context when the image is large: the
         network's activations (~1.7 kB a pixel, ``flowprior.batch.memory.NETWORK_BYTES_PER_PIXEL``) would otherwise
         take ~85 GB on a 50-megapixel scan. Blocks run in raster order from one generator, so a seed still fixes
         the output."""
         height, width = lq.shape[-2:]
         if height * width <= self.max_block_pixels:
-            return self._network(lq, cond, generator)
+            return self._network(model, lq, cond, generator)
         out = torch.empty_like(lq)
         for top in range(0, height, self.block):
             for left in range(0, width, self.block):
                 y0, x0 = max(0, top - self.halo), max(0, left - self.halo)
                 y1, x1 = min(height, top + self.block + self.halo), min(width, left + self.block + self.halo)
                 piece_cond = None if cond is None else cond[..., y0:y1, x0:x1]
-                piece = self._network(lq[..., y0:y1, x0:x1], piece_cond, generator)
+                piece = self._network(model, lq[..., y0:y1, x0:x1], piece_cond, generator)
                 bottom, right = min(height, top + self.block), min(width, left + self.block)
                 out[..., top:bottom, left:right] = piece[..., top - y0:bottom - y0, left - x0:right - x0]
         return out
 
-    def _network(self, lq: Tensor, cond: Tensor | None, generator: torch.Generator) -> Tensor:
-        return self_ensemble(lambda image, maps: self.model.restore(image, generator, maps), lq, cond, self.ensemble)
+    def _network(self, model: WarmStartModel, lq: Tensor, cond: Tensor | None,
+                 generator: torch.Generator) -> Tensor:
+        return self_ensemble(lambda image, maps: model.restore(image, generator, maps), lq, cond, self.ensemble)
