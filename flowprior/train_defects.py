@@ -25,7 +25,14 @@ from flowprior.estimate.defect_net import DefectNet, DefectNetConfig, save_defec
 from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
 from flowprior.train_prior import make_patch_sources
-from flowprior.train_warmstart import WarmstartDataSection, WarmstartOptimSection, as_rgb, build_degradations, learning_rate
+from flowprior.train_warmstart import (
+    WarmstartDataSection,
+    WarmstartOptimSection,
+    as_rgb,
+    build_degradations,
+    learning_rate,
+    mixture_groups,
+)
 from flowprior.training import Cadence, run_training
 
 
@@ -55,10 +62,8 @@ def damaged_pairs(hq: Tensor, degradation: Degradation, generator: torch.Generat
 
 
 def damaged_mixture(hq: Tensor, mixture, groups: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    weights = torch.tensor([weight for *_, weight in mixture], dtype=torch.float64)
     images, masks = [], []
-    for rows in torch.arange(hq.shape[0]).tensor_split(max(1, min(groups, hq.shape[0]))):
-        _, operator, _ = mixture[int(torch.multinomial(weights, 1, generator=generator))]
+    for rows, operator in mixture_groups(hq.shape[0], mixture, groups, generator):
         image, missing = damaged_pairs(hq[rows], operator, generator)
         images.append(image)
         masks.append(missing)

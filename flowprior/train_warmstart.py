@@ -144,13 +144,20 @@ def synthesize_pairs(hq: Tensor, degradation: Degradation, generator: torch.Gene
     return lq, condition_maps(degradation, params, tuple(lq.shape)) if conditioned else None
 
 
+def mixture_groups(batch: int, mixture: list[tuple[str, Degradation, float]], groups: int,
+                   generator: torch.Generator):
+    """(rows, operator) for each group of a batch: the batch cut into ``groups``, each with a member of ``mixture``
+    drawn by weight."""
+    weights = torch.tensor([weight for *_, weight in mixture], dtype=torch.float64)
+    for rows in torch.arange(batch).tensor_split(max(1, min(groups, batch))):
+        yield rows, mixture[int(torch.multinomial(weights, 1, generator=generator))][1]
+
+
 def synthesize_mixture(hq: Tensor, mixture: list[tuple[str, Degradation, float]], groups: int,
                        generator: torch.Generator, conditioned: bool) -> tuple[Tensor, Tensor | None]:
     """``synthesize_pairs`` group by group, each group degraded by a member of ``mixture`` drawn by weight."""
-    weights = torch.tensor([weight for *_, weight in mixture], dtype=torch.float64)
     lqs, conds = [], []
-    for rows in torch.arange(hq.shape[0]).tensor_split(max(1, min(groups, hq.shape[0]))):
-        _, operator, _ = mixture[int(torch.multinomial(weights, 1, generator=generator))]
+    for rows, operator in mixture_groups(hq.shape[0], mixture, groups, generator):
         lq, cond = synthesize_pairs(hq[rows], operator, generator, conditioned)
         lqs.append(lq)
         conds.append(cond)
