@@ -5,6 +5,7 @@ Unknown keys and wrongly typed values are errors that name the key. Nothing from
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import types
@@ -46,6 +47,13 @@ _ScalarLoader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
+
+
+def add_set_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add the repeatable ``--set KEY=VALUE`` option that :func:`parse_set_options` reads."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"set {what} (repeatable); VALUE is read as YAML: 30 is an int, 0.5 a float, 5:15 a "
+                        "string")
 
 
 def parse_set_options(items: Sequence[str] | None) -> dict[str, Any]:
