@@ -54,6 +54,15 @@ def test_damage_kind_names_the_members_that_act(spec, kind):
     assert damage_kind(parse(spec)) == kind
 
 
+def test_a_mask_that_hides_nothing_does_not_change_the_model():
+    """The whole-image path passes an all-observed mask; streamed and whole results must run the same model."""
+    spec = parse("noise+mask")
+    holes = torch.ones(1, 1, 4, 4)
+    holes[..., 0, 0] = 0
+    assert damage_kind(spec, {"mask.mask": torch.ones(1, 1, 4, 4)}) == "noise"
+    assert damage_kind(spec, {"mask.mask": holes}) == damage_kind(spec) == "noise+mask"
+
+
 @pytest.mark.parametrize("sigma", [5, 25])
 def test_gaussian_noise_runs_the_specialist_and_it_beats_the_general_model(crop, sigma):
     y, op = degrade(crop, "noise", {"noise.sigma": sigma})

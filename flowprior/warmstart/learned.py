@@ -180,15 +180,23 @@ def embedded_warmstart(method: str) -> tuple[Path | None, str | None]:
     return embedded_path(warmstart_name(method)) if warmstart_name(method) in EMBEDDED else (None, None)
 
 
-def damage_kind(degradation: Degradation) -> str:
+def damage_kind(degradation: Degradation, params: dict[str, Tensor] | None = None) -> str:
     """The members' names in order, identities left out, a non-Gaussian noise with its kind: ``"noise"``,
-    ``"mask+noise+jpeg"``, ``"noise(poisson_gaussian)"``: what a specialist warm start is chosen by."""
+    ``"mask+noise+jpeg"``, ``"noise(poisson_gaussian)"``: what a specialist warm start is chosen by. With
+    ``params``, a mask that hides no pixel is left out too: an all-observed mask changes no value, so it must not
+    change which model runs (the whole-image path passes one)."""
     names = []
-    for _, member in members(degradation):
+    for prefix, member in members(degradation):
         kind = getattr(member, "kind", "gaussian") if member.name == "noise" else "gaussian"
-        if member.name != "identity":
-            names.append(member.name if kind == "gaussian" else f"{member.name}({kind})")
+        if member.name == "identity" or (member.name == "mask" and _hides_nothing(params, prefix)):
+            continue
+        names.append(member.name if kind == "gaussian" else f"{member.name}({kind})")
     return "+".join(names) or "identity"
+
+
+def _hides_nothing(params: dict[str, Tensor] | None, prefix: str) -> bool:
+    mask = None if params is None else params.get(f"{prefix}mask")
+    return mask is not None and bool((mask > 0.5).all())
 
 
 def is_learned(init: str) -> bool:
@@ -256,14 +264,14 @@ class LearnedInitializer(Initializer):
         side = cls.block + 2 * cls.halo
         return min(height, side) * min(width, side)
 
-    def model_for(self, degradation: Degradation) -> WarmStartModel:
+    def model_for(self, degradation: Degradation, params: dict[str, Tensor] | None = None) -> WarmStartModel:
         """The embedded specialist for this kind of damage when there is one (and no checkpoint was given), else
         the loaded model; sets ``last_model``."""
         from flowprior.weights import EMBEDDED, embedded_path, warmstart_name
 
         if not self._embedded:
             return self.model
-        name = self.specialists.get(damage_kind(degradation))
+        name = self.specialists.get(damage_kind(degradation, params))
         if name is None or name not in EMBEDDED:
             self.last_model = warmstart_name(self.name)
             return self.model
@@ -273,7 +281,7 @@ class LearnedInitializer(Initializer):
     @torch.no_grad()
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
         lq = prepare_input(y, degradation, params)
-        model = self.model_for(degradation).to(lq.device)
+        model = self.model_for(degradation, params).to(lq.device)
         cond = None
         if model.conditioned:
             cond = condition_maps(degradation, params, tuple(lq.shape), self.unknown).to(lq.device)
