@@ -145,3 +145,22 @@ def test_the_widened_irflow_recipe_starts_from_the_embedded_model_on_its_data():
     assert {k: v for k, v in vars(wide.irflow).items() if k != "top_width"} == \
         {k: v for k, v in vars(base.irflow).items() if k != "top_width"}
     assert wide.optim.init_from == "flowprior/weights/warmstart-irflow.pt"
+
+
+@pytest.mark.parametrize("name,start,data_of", [
+    ("warmstart-irflow-noise", "warmstart-irflow", "warmstart-irflow-noise"),
+    ("warmstart-irflow-jpeg", "warmstart-irflow", "warmstart-irflow-jpeg"),
+    ("warmstart-irflow-noise-top32", "warmstart-irflow-noise", "warmstart-irflow-noise"),
+])
+def test_the_specialist_recipes_start_from_an_embedded_model_that_fits(name, start, data_of):
+    """A specialist fine-tunes an embedded model: its weights must load into the recipe's network (same shapes, or
+    widened), and the widened noise run must train on the noise specialist's own data."""
+    from flowprior.recipe import find_recipe, load_recipe
+    from flowprior.weights import embedded_path
+
+    recipe = load_recipe(WarmstartTrainRecipe, find_recipe(name, "train"))
+    path, _ = embedded_path(start)
+    assert recipe.optim.init_from == f"flowprior/weights/{path.name}"
+    assert recipe.data == load_recipe(WarmstartTrainRecipe, find_recipe(data_of, "train")).data
+    assert all(m.degradation.split("(")[0] in ("noise", "jpeg") for m in recipe.data.mixture)
+    transplant(read_checkpoint(path)["state_dict"], recipe.build_model(), "")
