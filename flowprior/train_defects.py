@@ -10,19 +10,15 @@ the network's logits and the missing-pixel mask. Resumable and logged like the o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import Tensor
 from tqdm import tqdm
 
 from degradations import Degradation
-from flowprior.distributed import Distributed
 from flowprior.estimate.defect_net import DefectNet, DefectNetConfig, save_defect_net
-from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
 from flowprior.train_prior import make_patch_sources
 from flowprior.train_warmstart import (
@@ -33,7 +29,7 @@ from flowprior.train_warmstart import (
     learning_rate,
     mixture_groups,
 )
-from flowprior.training import Cadence, run_training
+from flowprior.training import Cadence, open_run, reseed_rank, resume_from, run_training
 
 
 @dataclass
@@ -95,15 +91,9 @@ def train_defects(recipe: DefectTrainRecipe, resume: bool = False, progress: boo
     """Train (or resume) the detector; writes ``last.pt``, ``defects.pt``, ``best.pt`` (highest mean held-out
     score) and ``log.jsonl`` into ``recipe.output``. Runs unchanged under ``torchrun`` (each rank draws its share of
     the batch; :class:`~flowprior.distributed.Distributed`)."""
-    world = Distributed()
-    out = Path(recipe.output)
-    out.mkdir(parents=True, exist_ok=True)
-    if world.is_main:
-        (out / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    run = open_run(recipe, recipe.optim.batch_size, recipe.optim.threads)
+    world, out, batch = run.world, run.out, run.batch
     opt, data = recipe.optim, recipe.data
-    batch = world.share(opt.batch_size)
-    if opt.threads:
-        torch.set_num_threads(opt.threads)
     mixture = build_degradations(data)
     train_source, val_source = sources or make_patch_sources(data, opt.seed)
     model = DefectNet(recipe.network)
@@ -112,13 +102,8 @@ def train_defects(recipe: DefectTrainRecipe, resume: bool = False, progress: boo
     state = {"step": 0, "skipped": 0, "seconds": 0.0, "best_val_score": None}
     last = out / "last.pt"
     if resume and last.exists():
-        payload = read_checkpoint(last)
-        model.load_state_dict(payload["state_dict"])
-        optimizer.load_state_dict(payload["optimizer"])
-        generator.set_state(payload["generator"])
-        state.update(payload["meta"]["train_state"])
-    if world.rank:
-        generator.manual_seed(opt.seed + 1000 * world.rank + state["step"])
+        resume_from(last, model, optimizer, generator, state)
+    reseed_rank(generator, opt.seed, world, state["step"])
     world.broadcast(model.parameters())
     val_generator = torch.Generator().manual_seed(opt.seed + 1)
     val_sets = {name: damaged_pairs(as_rgb(val_source.sample(opt.val_patches, val_generator).float()), op,

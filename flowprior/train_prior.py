@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from flowprior.distributed import Distributed
 from flowprior.hashing import file_sha256
 from flowprior.prior.checkpoint import read_checkpoint, save_checkpoint
 from flowprior.prior.glow import Glow, GlowConfig
@@ -27,7 +25,7 @@ from flowprior.prior.losses import (
     nll_bits_per_dim,
 )
 from flowprior.recipe import to_dict
-from flowprior.training import Cadence, run_training
+from flowprior.training import Cadence, open_run, reseed_rank, resume_from, run_training
 
 
 @dataclass
@@ -132,13 +130,9 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
     Writes ``last.pt`` (resumable: + optimizer and generator state), ``prior.pt`` (the latest weights), ``best.pt``
     (the weights with the lowest held-out bits/dim so far) and ``log.jsonl``.
     """
-    world = Distributed()
-    out = Path(recipe.output)
-    out.mkdir(parents=True, exist_ok=True)
+    run = open_run(recipe, recipe.optim.batch_size, recipe.optim.threads)
+    world, out, batch = run.world, run.out, run.batch
     opt_cfg = recipe.optim
-    batch = world.share(opt_cfg.batch_size)
-    if opt_cfg.threads:
-        torch.set_num_threads(opt_cfg.threads)
     train_source, val_source = sources or make_patch_sources(recipe.data, opt_cfg.seed)
     prior = Glow(recipe.model)
     memory_format = torch.channels_last if opt_cfg.channels_last else torch.contiguous_format
@@ -152,11 +146,7 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
     state = {"step": 0, "skipped": 0, "seconds": 0.0, "best_val_bpd": math.inf}
     last = out / "last.pt"
     if resume and last.exists():
-        payload = read_checkpoint(last)
-        prior.load_state_dict(payload["state_dict"])
-        optimizer.load_state_dict(payload["optimizer"])
-        generator.set_state(payload["generator"])
-        state.update(payload["meta"]["train_state"])
+        resume_from(last, prior, optimizer, generator, state)
     elif opt_cfg.init_from:
         payload = read_checkpoint(opt_cfg.init_from)
         if payload["config"] != prior.config_dict():
@@ -167,8 +157,7 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
                               "optim": payload.get("meta", {}).get("recipe", {}).get("optim")}
     else:
         prior.initialize(draw(opt_cfg.init_batch))
-    if world.rank:  # every rank draws its own share of each batch; rank 0's weights are everyone's
-        generator.manual_seed(opt_cfg.seed + 1000 * world.rank + state["step"])
+    reseed_rank(generator, opt_cfg.seed, world, state["step"])
     world.broadcast(prior.parameters())
     val_batch = val_source.sample(opt_cfg.val_patches, torch.Generator().manual_seed(opt_cfg.seed + 1))
     config = {"recipe": to_dict(recipe), "model": prior.config_dict()}

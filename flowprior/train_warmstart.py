@@ -14,20 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 from tqdm import tqdm
 
 from degradations import Degradation, parse
 from flowprior.conditioning import condition_maps, drop_unknown
-from flowprior.distributed import Distributed
 from flowprior.errors import UsageError
 from flowprior.hashing import file_sha256
 from flowprior.metrics import psnr
 from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
 from flowprior.train_prior import DataSection, make_patch_sources
-from flowprior.training import Cadence, run_training
+from flowprior.training import Cadence, open_run, reseed_rank, resume_from, run_training
 from flowprior.warmstart.flowie import FlowIEConfig
 from flowprior.warmstart.irflow import IRFlowConfig
 from flowprior.warmstart.learned import WarmStartModel, build_warmstart, prepare_input, save_warmstart
@@ -214,14 +212,11 @@ def validate_all(model: WarmStartModel, sets: list[ValidationSet], seed: int) ->
 
 
 def load_resume_state(last: Path, recipe, model, optimizer, generator, state: dict[str, Any]) -> None:
-    """Continue a run from its ``last.pt``: weights, optimizer, generator and counters."""
-    payload = read_checkpoint(last)
-    if payload["config"].get("method") != recipe.method:
-        raise UsageError(f"{last} holds a {payload['config'].get('method')!r} run, not {recipe.method!r}")
-    model.load_state_dict(payload["state_dict"])
-    optimizer.load_state_dict(payload["optimizer"])
-    generator.set_state(payload["generator"])
-    state.update(payload["meta"]["train_state"])
+    """Continue a run from its ``last.pt`` (:func:`resume_from`), refusing one of another method."""
+    method = read_checkpoint(last)["config"].get("method")
+    if method != recipe.method:
+        raise UsageError(f"{last} holds a {method!r} run, not {recipe.method!r}")
+    resume_from(last, model, optimizer, generator, state)
 
 
 def start_from_trained(path: str, prefix: str, model: WarmStartModel) -> dict[str, Any]:
@@ -241,8 +236,7 @@ def start_state(recipe, model, optimizer, generator, world, resume_from: Path | 
         load_resume_state(resume_from, recipe, model, optimizer, generator, state)
     elif recipe.optim.init_from:
         state["init_from"] = start_from_trained(recipe.optim.init_from, recipe.optim.init_prefix, model)
-    if world.rank:
-        generator.manual_seed(recipe.optim.seed + 1000 * world.rank + state["step"])
+    reseed_rank(generator, recipe.optim.seed, world, state["step"])
     return state
 
 
@@ -276,15 +270,9 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
         sources: ``(train, val)`` objects with ``sample(batch, generator) -> (B, C, P, P)``; default: the
             recipe's data section.
     """
-    world = Distributed()
-    out = Path(recipe.output)
-    out.mkdir(parents=True, exist_ok=True)
-    if world.is_main:
-        (out / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    run = open_run(recipe, recipe.optim.batch_size, recipe.optim.threads)
+    world, out, batch = run.world, run.out, run.batch
     opt, data = recipe.optim, recipe.data
-    batch = world.share(opt.batch_size)
-    if opt.threads:
-        torch.set_num_threads(opt.threads)
     mixture = build_degradations(data)
     train_source, val_source = sources or make_patch_sources(data, opt.seed)
     model = recipe.build_model()

@@ -1,5 +1,5 @@
-"""What the training loops (prior, warm starts) share: the loop itself (time limit, logging, validation and
-checkpoint cadence), graceful stops and NaN-guarded optimizer steps."""
+"""What the training loops (prior, warm starts, defect detector) share: opening a run and resuming it, the loop
+itself (time limit, logging, validation and checkpoint cadence), graceful stops and NaN-guarded optimizer steps."""
 
 from __future__ import annotations
 
@@ -13,8 +13,50 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from flowprior.distributed import Distributed
+from flowprior.prior.checkpoint import read_checkpoint
+from flowprior.recipe import to_dict
+
+
+@dataclass
+class RunFolder:
+    """An opened run: the process group, the run folder and this rank's share of the batch."""
+
+    world: Distributed
+    out: Path
+    batch: int
+
+
+def open_run(recipe, batch_size: int, threads: int | None) -> RunFolder:
+    """Create ``recipe.output``, write the resolved recipe there (rank 0: a run folder always says how it was made),
+    set the thread count and split the batch over the ranks."""
+    world = Distributed()
+    out = Path(recipe.output)
+    out.mkdir(parents=True, exist_ok=True)
+    if world.is_main:
+        (out / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    if threads:
+        torch.set_num_threads(threads)
+    return RunFolder(world, out, world.share(batch_size))
+
+
+def resume_from(last: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                state: dict[str, Any]) -> dict[str, Any]:
+    """Continue a run from its ``last.pt``: weights, optimizer, generator and counters; returns the payload."""
+    payload = read_checkpoint(last)
+    model.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(payload["optimizer"])
+    generator.set_state(payload["generator"])
+    state.update(payload["meta"]["train_state"])
+    return payload
+
+
+def reseed_rank(generator: torch.Generator, seed: int, world: Distributed, step: int) -> None:
+    """Every rank but 0 draws its own share of each batch (rank 0's weights are everyone's)."""
+    if world.rank:
+        generator.manual_seed(seed + 1000 * world.rank + step)
 
 
 class StopFlag:
