@@ -24,6 +24,9 @@ TUNING_SETTINGS = {
     "multi30": ("mask+noise+jpeg", {"mask.coverage": 0.05, "mask.size": 10, "noise.sigma": 5, "jpeg.quality": 30}),
     # outside the warm start's training distribution (sigma 0-50): where the MAP has to do the work
     "noise75": ("noise", {"noise.sigma": 75}),
+    # light noise, where a warm start can do harm (the do-no-harm settings, benchmarks/do_no_harm.py)
+    "noise1": ("noise", {"noise.sigma": 1}),
+    "noise2": ("noise", {"noise.sigma": 2}),
 }
 
 

@@ -45,6 +45,18 @@ def members(degradation: Degradation) -> Iterator[tuple[str, Degradation]]:
         yield "", degradation
 
 
+def acting_members(degradation: Degradation, params: dict[str, Tensor] | None = None
+                   ) -> list[tuple[str, Degradation]]:
+    """:func:`members` that change the image: identities left out and, with ``params``, a mask that hides no pixel
+    (the whole-image path passes an all-observed mask; it must not change what runs)."""
+    def hides_nothing(prefix: str) -> bool:
+        mask = None if params is None else params.get(f"{prefix}mask")
+        return mask is not None and bool((mask > 0.5).all())
+
+    return [(prefix, member) for prefix, member in members(degradation)
+            if member.name != "identity" and not (member.name == "mask" and hides_nothing(prefix))]
+
+
 def jpeg_steps(luma: Tensor, chroma: Tensor) -> tuple[Tensor, Tensor]:
     """(B,) normalized log mean quantization steps of (B, 8, 8) luma and chroma tables (see channels 2–3)."""
     scale = math.log(255.0)

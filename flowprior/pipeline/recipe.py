@@ -15,7 +15,7 @@ from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
 from flowprior.solver import Stage, coarse_to_fine
 
 RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "init_unknown",
-                   "init_ensemble", "model", "seed", "posterior")
+                   "init_ensemble", "init_shrink", "model", "seed", "posterior")
 
 
 @dataclass
@@ -168,6 +168,9 @@ class RestoreRecipe:
     init_unknown: list[str] = field(default_factory=list)
     # a learned warm start averaged over this many orientations of the input (1, 2, 4, 8): lower error, more time
     init_ensemble: int = 1
+    # with known white Gaussian noise alone, blend a learned warm start with its input by SURE's weight
+    # (flowprior.warmstart.sure): a loss at sigma 1 becomes a gain; the network is left alone at strong noise
+    init_shrink: bool = True
     model: str = "default"  # "default" (embedded) or a checkpoint path
     seed: int = 0
     # how `flowprior restore --samples N` samples the posterior around the MAP (the section is inert without it)

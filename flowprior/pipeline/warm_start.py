@@ -44,7 +44,8 @@ def make_initializer(recipe: RestoreRecipe):
         raise UsageError(f"init_unknown: {sorted(unknown)} are not quantities a warm start reads "
                          f"(known: {', '.join(QUANTITIES)})")
     return get_initializer(recipe.init, checkpoint=recipe.init_checkpoint, seed=recipe.seed,
-                           unknown=tuple(recipe.init_unknown), ensemble=recipe.init_ensemble)
+                           unknown=tuple(recipe.init_unknown), ensemble=recipe.init_ensemble,
+                           shrink=recipe.init_shrink)
 
 
 def warm_start(source: ImageRows, recipe: RestoreRecipe, bound: BoundOperator) -> WarmStart:

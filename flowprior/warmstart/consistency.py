@@ -23,7 +23,7 @@ from torch import Tensor
 
 from degradations import Degradation
 from degradations.functional.jpeg_bins import project_to_bins
-from flowprior.conditioning import jpeg_tables, members
+from flowprior.conditioning import acting_members, jpeg_tables, members
 
 #: the box half-width in noise standard deviations: Gaussian noise stays inside ±3σ for 99.7 % of the pixels
 NOISE_BOX = 3.0
@@ -36,6 +36,18 @@ def within_noise_of_input(x0: Tensor, y: Tensor, sigma: Tensor) -> Tensor:
     std = (sigma.to(torch.float64).reshape(-1, 1, 1, 1) ** 2 + ROUNDING_STD**2).sqrt().to(x0.dtype)
     box = NOISE_BOX * std
     return torch.minimum(torch.maximum(x0, y - box), y + box)
+
+
+def white_noise_variance(degradation: Degradation, params: dict[str, Tensor],
+                         unknown: tuple[str, ...] = ()) -> Tensor | None:
+    """(B,) variance per value ([0, 1] scale, the 8-bit rounding included) when the damage is known white Gaussian
+    noise alone (what :mod:`flowprior.warmstart.sure` needs), else None: holes are filled, not noisy, and after a
+    JPEG the noise is neither white nor Gaussian."""
+    found = [member for _, member in acting_members(degradation, params)]
+    if len(found) != 1 or found[0].name != "noise" or found[0].kind != "gaussian" or "noise" in unknown:
+        return None
+    sigma = degradation.noise_std(params)
+    return None if sigma is None else sigma.to(torch.float64).reshape(-1) ** 2 + ROUNDING_STD**2
 
 
 def consistent_with_input(x0: Tensor, y: Tensor, degradation: Degradation, params: dict[str, Tensor],

@@ -59,7 +59,7 @@ class InverseInitializer(Initializer):
     """x0 = the operator undone member by member, last first (module docstring), on the clean grid.
 
     Args:
-        checkpoint, seed, unknown, ensemble: those of the IR-Flow denoising step (``make_initializer`` passes the
+        checkpoint, seed, unknown, ensemble, shrink: those of the IR-Flow denoising step (``make_initializer`` passes the
             recipe's; None: the embedded model). ``unknown=("noise",)`` skips the denoising (its σ would be blind).
         denoise: run the denoising step at all (False: the classical inverse alone).
     """
@@ -67,9 +67,9 @@ class InverseInitializer(Initializer):
     name = "inverse"
 
     def __init__(self, checkpoint=None, seed: int = 0, unknown: tuple[str, ...] = (), ensemble: int = 1,
-                 denoise: bool = True):
+                 denoise: bool = True, shrink: bool = True):
         super().__init__()
-        self.denoiser_args = {"checkpoint": checkpoint, "seed": seed, "ensemble": ensemble}
+        self.denoiser_args = {"checkpoint": checkpoint, "seed": seed, "ensemble": ensemble, "shrink": shrink}
         self.denoise = denoise and "noise" not in unknown
         self._denoiser = None
         #: what the denoising step was told (the sidecar's ``warm_start_condition``), None when it did not run

@@ -20,13 +20,14 @@ from torch import Tensor, nn
 
 from degradations import Degradation
 from degradations.registry import Registry
-from flowprior.conditioning import condition_maps, describe, members
+from flowprior.conditioning import acting_members, condition_maps, describe
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
 from flowprior.warmstart.base import Initializer, initializer_factory
-from flowprior.warmstart.consistency import consistent_with_input
+from flowprior.warmstart.consistency import consistent_with_input, white_noise_variance
 from flowprior.warmstart.ensemble import self_ensemble
 from flowprior.warmstart.identity import fill_missing_pixels
+from flowprior.warmstart.sure import shrink_towards_input
 
 #: model types by their ``method``, the name their checkpoints store (filled by :func:`register_method`)
 METHODS: Registry[type[WarmStartModel]] = Registry("warm-start method")
@@ -181,22 +182,14 @@ def embedded_warmstart(method: str) -> tuple[Path | None, str | None]:
 
 
 def damage_kind(degradation: Degradation, params: dict[str, Tensor] | None = None) -> str:
-    """The members' names in order, identities left out, a non-Gaussian noise with its kind: ``"noise"``,
-    ``"mask+noise+jpeg"``, ``"noise(poisson_gaussian)"``: what a specialist warm start is chosen by. With
-    ``params``, a mask that hides no pixel is left out too: an all-observed mask changes no value, so it must not
-    change which model runs (the whole-image path passes one)."""
+    """The acting members' names in order (:func:`~flowprior.conditioning.acting_members`: no identities, no mask
+    that hides nothing when ``params`` are given), a non-Gaussian noise with its kind: ``"noise"``,
+    ``"mask+noise+jpeg"``, ``"noise(poisson_gaussian)"``: what a specialist warm start is chosen by."""
     names = []
-    for prefix, member in members(degradation):
+    for _, member in acting_members(degradation, params):
         kind = getattr(member, "kind", "gaussian") if member.name == "noise" else "gaussian"
-        if member.name == "identity" or (member.name == "mask" and _hides_nothing(params, prefix)):
-            continue
         names.append(member.name if kind == "gaussian" else f"{member.name}({kind})")
     return "+".join(names) or "identity"
-
-
-def _hides_nothing(params: dict[str, Tensor] | None, prefix: str) -> bool:
-    mask = None if params is None else params.get(f"{prefix}mask")
-    return mask is not None and bool((mask > 0.5).all())
 
 
 def is_learned(init: str) -> bool:
@@ -218,6 +211,8 @@ class LearnedInitializer(Initializer):
             operator's params say (blind use); see :mod:`flowprior.conditioning`.
         ensemble: average the network over this many orientations of the input (1, 2, 4 or 8;
             :mod:`flowprior.warmstart.ensemble`): up to 8× the time for a lower error.
+        shrink: with known white Gaussian noise alone, blend the network's output with its input by the weight
+            Stein's unbiased risk estimate says is best (:mod:`flowprior.warmstart.sure`; two more single passes).
 
     With no checkpoint, a degradation of a kind listed in :attr:`specialists` runs that embedded specialist
     instead of the general model (loaded on first use); ``last_model`` names the embedded model that ran.
@@ -228,12 +223,16 @@ class LearnedInitializer(Initializer):
     specialists: ClassVar[dict[str, str]] = {}
 
     def __init__(self, checkpoint: str | Path | None = None, seed: int = 0,
-                 expected_sha256: str | None = None, unknown: tuple[str, ...] = (), ensemble: int = 1):
+                 expected_sha256: str | None = None, unknown: tuple[str, ...] = (), ensemble: int = 1,
+                 shrink: bool = True):
         super().__init__()
         self.unknown = tuple(unknown)
         self.ensemble = ensemble
+        self.shrink = shrink
         #: what the network was given on the last call (:func:`flowprior.conditioning.describe`), for the sidecar
         self.last_condition: dict | None = None
+        #: SURE's α of each network pass of the last call (empty when no blend ran: the damage is not white noise)
+        self.last_shrink: list[float] = []
         embedded = checkpoint is None and expected_sha256 is None
         if embedded:
             checkpoint, expected_sha256 = embedded_warmstart(self.name)
@@ -280,6 +279,7 @@ class LearnedInitializer(Initializer):
 
     @torch.no_grad()
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
+        self.last_shrink = []
         lq = prepare_input(y, degradation, params)
         model = self.model_for(degradation, params).to(lq.device)
         cond = None
@@ -287,7 +287,8 @@ class LearnedInitializer(Initializer):
             cond = condition_maps(degradation, params, tuple(lq.shape), self.unknown).to(lq.device)
             self.last_condition = describe(cond)
         generator = torch.Generator().manual_seed(self.seed)
-        x0 = self._run_blocked(model, lq, cond, generator).clamp(0, 1)
+        variance = white_noise_variance(degradation, params, self.unknown) if self.shrink and y.shape[1] == 3 else None
+        x0 = self._run_blocked(model, lq, cond, generator, variance).clamp(0, 1)
         if y.shape[1] == 1:
             x0 = x0.mean(1, keepdim=True)
         if model.conditioned:  # the models embedded before conditioning were measured without it
@@ -295,25 +296,37 @@ class LearnedInitializer(Initializer):
         return x0.to(y.dtype)
 
     def _run_blocked(self, model: WarmStartModel, lq: Tensor, cond: Tensor | None,
-                     generator: torch.Generator) -> Tensor:
+                     generator: torch.Generator, variance: Tensor | None = None) -> Tensor:
         """The model on the whole image, or block by block with a halo of context when the image is large: the
         network's activations (~1.7 kB a pixel, ``flowprior.batch.memory.NETWORK_BYTES_PER_PIXEL``) would otherwise
         take ~85 GB on a 50-megapixel scan. Blocks run in raster order from one generator, so a seed still fixes
         the output."""
         height, width = lq.shape[-2:]
         if height * width <= self.max_block_pixels:
-            return self._network(model, lq, cond, generator)
+            return self._network(model, lq, cond, generator, variance)
         out = torch.empty_like(lq)
         for top in range(0, height, self.block):
             for left in range(0, width, self.block):
                 y0, x0 = max(0, top - self.halo), max(0, left - self.halo)
                 y1, x1 = min(height, top + self.block + self.halo), min(width, left + self.block + self.halo)
                 piece_cond = None if cond is None else cond[..., y0:y1, x0:x1]
-                piece = self._network(model, lq[..., y0:y1, x0:x1], piece_cond, generator)
+                piece = self._network(model, lq[..., y0:y1, x0:x1], piece_cond, generator, variance)
                 bottom, right = min(height, top + self.block), min(width, left + self.block)
                 out[..., top:bottom, left:right] = piece[..., top - y0:bottom - y0, left - x0:right - x0]
         return out
 
-    def _network(self, model: WarmStartModel, lq: Tensor, cond: Tensor | None,
-                 generator: torch.Generator) -> Tensor:
-        return self_ensemble(lambda image, maps: model.restore(image, generator, maps), lq, cond, self.ensemble)
+    def _network(self, model: WarmStartModel, lq: Tensor, cond: Tensor | None, generator: torch.Generator,
+                 variance: Tensor | None = None) -> Tensor:
+        """One pass (with the self-ensemble); with the ``variance`` of known white noise, blended with its input by
+        SURE (:mod:`flowprior.warmstart.sure`), the α of each pass kept in ``last_shrink``."""
+        state = generator.get_state()
+        x0 = self_ensemble(lambda image, maps: model.restore(image, generator, maps), lq, cond, self.ensemble)
+        if variance is None:
+            return x0
+
+        def single_pass(image: Tensor) -> Tensor:  # the same draws as the ensemble's first orientation
+            return model.restore(image, torch.Generator().set_state(state), cond)
+
+        blended, alpha = shrink_towards_input(x0, lq, single_pass, variance)
+        self.last_shrink.extend(round(float(a), 4) for a in alpha)
+        return blended
