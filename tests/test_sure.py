@@ -104,3 +104,23 @@ def test_blind_noise_is_not_blended_and_strong_noise_is_left_to_the_network(crop
     declared = get_initializer("irflow", seed=0)
     declared(y, op, params)
     assert blind.last_shrink == [] and declared.last_shrink == [1.0]
+
+
+def test_the_sidecar_records_the_blend(tmp_path, crop):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from flowprior.cli import main
+    from flowprior.restore_file import sidecar_path
+
+    y, _, _ = noisy(crop[..., :64, :64], 1)
+    source = tmp_path / "light.png"
+    Image.fromarray((y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(source)
+    for flag, blended in (("true", True), ("false", False)):
+        target = tmp_path / f"out-{flag}.png"
+        assert main(["restore", str(source), "-o", str(target), "--degradation", "noise", "--set", "noise.sigma=1",
+                     "--set", f"init_shrink={flag}", "--quiet"]) == 0
+        shrink = json.loads(sidecar_path(target).read_text())["warm_start_shrink"]
+        assert (len(shrink) == 1 and 0 < shrink[0] < 1) if blended else shrink == []

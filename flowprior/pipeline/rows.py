@@ -105,6 +105,8 @@ def describe_restore(recipe: RestoreRecipe, prior, bound: BoundOperator, warm: W
         "warm_start_condition": getattr(warm.initializer, "last_condition", None),
         # the embedded warm-start model that ran (the general one or a specialist; None: a checkpoint or none)
         "warm_start_model": getattr(warm.initializer, "last_model", None),
+        # SURE's weight on the network per pass (flowprior.warmstart.sure; [] where no blend ran; 1 = network alone)
+        "warm_start_shrink": list(getattr(warm.initializer, "last_shrink", [])),
     }
 
 

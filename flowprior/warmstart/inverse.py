@@ -76,6 +76,8 @@ class InverseInitializer(Initializer):
         self.last_condition: dict | None = None
         #: the embedded model the denoising step ran (None when it did not run or ran a given checkpoint)
         self.last_model: str | None = None
+        #: SURE's weights of the denoising step (flowprior.warmstart.sure); [] when it did not run
+        self.last_shrink: list[float] = []
 
     @torch.no_grad()
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
@@ -110,4 +112,5 @@ class InverseInitializer(Initializer):
         noise_params["sigma"] = (sigma * 255.0).to(noise_params["sigma"].dtype)  # its params are on the 0-255 scale
         out = self._denoiser(x.clamp(0, 1).float(), noise, noise_params).to(torch.float64)
         self.last_condition, self.last_model = self._denoiser.last_condition, self._denoiser.last_model
+        self.last_shrink = list(self._denoiser.last_shrink)
         return out
