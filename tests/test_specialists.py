@@ -24,6 +24,7 @@ from flowprior.weights import embedded_path
 from tests.conftest import natural_crop
 
 SPECIALIST = "warmstart-irflow-noise"
+JPEG_SPECIALIST = "warmstart-irflow-jpeg"
 GENERAL = "warmstart-irflow"
 MIN_GAIN_DB = 0.04
 
@@ -75,9 +76,22 @@ def test_gaussian_noise_runs_the_specialist_and_it_beats_the_general_model(crop,
     assert gain >= MIN_GAIN_DB, f"the noise specialist gained {gain:+.3f} dB at sigma {sigma}"
 
 
+@pytest.mark.parametrize("quality", [10, 30])
+def test_jpeg_alone_runs_the_jpeg_specialist_and_it_beats_the_general_model(crop, quality):
+    """Measured on this crop: +0.10 dB at q10, +0.12 at q30 (and +0.09 at q75 and q90)."""
+    y, op = degrade(crop, "jpeg", {"jpeg.quality": quality})
+    routed = get_initializer("irflow", seed=0)
+    general = get_initializer("irflow", seed=0)
+    general.specialists = {}
+    restored, baseline = warm_start(routed, y, op), warm_start(general, y, op)
+    assert (routed.last_model, general.last_model) == (JPEG_SPECIALIST, GENERAL)
+    gain = float(psnr(crop, restored) - psnr(crop, baseline))
+    assert gain >= MIN_GAIN_DB, f"the JPEG specialist gained {gain:+.3f} dB at q{quality}"
+
+
 @pytest.mark.parametrize("spec,params", [
-    ("jpeg", {"jpeg.quality": 30}),
     ("noise+jpeg", {"noise.sigma": 5, "jpeg.quality": 50}),
+    ("mask+jpeg", {"mask.coverage": 0.05, "mask.size": 8, "jpeg.quality": 50}),
     ("noise(kind=uniform)", {}),
 ])
 def test_other_damage_stays_with_the_general_model(crop, spec, params):

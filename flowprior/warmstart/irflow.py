@@ -122,6 +122,7 @@ class IRFlowInitializer(LearnedInitializer):
     """Warm start from a trained IR-Flow checkpoint (``checkpoint=PATH``); deterministic."""
 
     name = "irflow"
-    # Gaussian noise alone runs the noise specialist (recipes/train/warmstart-irflow-noise.yaml): fine-tuned from
-    # the general model on noise only, it scored higher on the noise validation crops (docs/benchmarks.md)
-    specialists = {"noise": "warmstart-irflow-noise"}
+    # Gaussian noise alone runs the noise specialist, JPEG alone the JPEG specialist
+    # (recipes/train/warmstart-irflow-{noise,jpeg}.yaml): each fine-tuned from the general model on its damage only,
+    # each scored higher on its settings' validation crops (docs/benchmarks.md)
+    specialists = {"noise": "warmstart-irflow-noise", "jpeg": "warmstart-irflow-jpeg"}

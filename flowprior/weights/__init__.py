@@ -22,6 +22,7 @@ EMBEDDED = {
     "warmstart-flowie": ("warmstart-flowie.pt", "a634a791b198751873af8045da2d486dfbc6196abe73c21f69f6b3cf64032a0c"),
     "defects": ("defects.pt", "ba325ac3cc49dc61299c729f386231ae9a42e881ef50b01374ab3d0185fcfb9e"),
     "warmstart-irflow-noise": ("warmstart-irflow-noise.pt", "2a30d4ec0dcf43bad134c5a6c84d158742b0ceb224f4b4a3f1b936bbe3e81f28"),
+    "warmstart-irflow-jpeg": ("warmstart-irflow-jpeg.pt", "369643c833ac4d22d448622c222f30fef453d028aa656d0a59f669150e67892a"),
 }
 
 #: how to make each kind of embedded file yourself (quoted when one is missing)
