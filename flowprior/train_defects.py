@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from degradations import Degradation
 from flowprior.estimate.defect_net import DefectNet, DefectNetConfig, save_defect_net
+from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
 from flowprior.train_prior import make_patch_sources
 from flowprior.train_warmstart import (
@@ -91,7 +92,7 @@ def train_defects(recipe: DefectTrainRecipe, resume: bool = False, progress: boo
     """Train (or resume) the detector; writes ``last.pt``, ``defects.pt``, ``best.pt`` (highest mean held-out
     score) and ``log.jsonl`` into ``recipe.output``. Runs unchanged under ``torchrun`` (each rank draws its share of
     the batch; :class:`~flowprior.distributed.Distributed`)."""
-    run = open_run(recipe, recipe.optim.batch_size, recipe.optim.threads)
+    run = open_run(recipe)
     world, out, batch = run.world, run.out, run.batch
     opt, data = recipe.optim, recipe.data
     mixture = build_degradations(data)
@@ -102,7 +103,7 @@ def train_defects(recipe: DefectTrainRecipe, resume: bool = False, progress: boo
     state = {"step": 0, "skipped": 0, "seconds": 0.0, "best_val_score": None}
     last = out / "last.pt"
     if resume and last.exists():
-        resume_from(last, model, optimizer, generator, state)
+        resume_from(read_checkpoint(last), model, optimizer, generator, state)
     reseed_rank(generator, opt.seed, world, state["step"])
     world.broadcast(model.parameters())
     val_generator = torch.Generator().manual_seed(opt.seed + 1)

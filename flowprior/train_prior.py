@@ -130,7 +130,7 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
     Writes ``last.pt`` (resumable: + optimizer and generator state), ``prior.pt`` (the latest weights), ``best.pt``
     (the weights with the lowest held-out bits/dim so far) and ``log.jsonl``.
     """
-    run = open_run(recipe, recipe.optim.batch_size, recipe.optim.threads)
+    run = open_run(recipe)
     world, out, batch = run.world, run.out, run.batch
     opt_cfg = recipe.optim
     train_source, val_source = sources or make_patch_sources(recipe.data, opt_cfg.seed)
@@ -146,7 +146,7 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
     state = {"step": 0, "skipped": 0, "seconds": 0.0, "best_val_bpd": math.inf}
     last = out / "last.pt"
     if resume and last.exists():
-        resume_from(last, prior, optimizer, generator, state)
+        resume_from(read_checkpoint(last), prior, optimizer, generator, state)
     elif opt_cfg.init_from:
         payload = read_checkpoint(opt_cfg.init_from)
         if payload["config"] != prior.config_dict():

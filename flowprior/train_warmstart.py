@@ -213,10 +213,11 @@ def validate_all(model: WarmStartModel, sets: list[ValidationSet], seed: int) ->
 
 def load_resume_state(last: Path, recipe, model, optimizer, generator, state: dict[str, Any]) -> None:
     """Continue a run from its ``last.pt`` (:func:`resume_from`), refusing one of another method."""
-    method = read_checkpoint(last)["config"].get("method")
+    payload = read_checkpoint(last)
+    method = payload["config"].get("method")
     if method != recipe.method:
         raise UsageError(f"{last} holds a {method!r} run, not {recipe.method!r}")
-    resume_from(last, model, optimizer, generator, state)
+    resume_from(payload, model, optimizer, generator, state)
 
 
 def start_from_trained(path: str, prefix: str, model: WarmStartModel) -> dict[str, Any]:
@@ -270,7 +271,7 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
         sources: ``(train, val)`` objects with ``sample(batch, generator) -> (B, C, P, P)``; default: the
             recipe's data section.
     """
-    run = open_run(recipe, recipe.optim.batch_size, recipe.optim.threads)
+    run = open_run(recipe)
     world, out, batch = run.world, run.out, run.batch
     opt, data = recipe.optim, recipe.data
     mixture = build_degradations(data)

@@ -16,7 +16,6 @@ import torch
 import yaml
 
 from flowprior.distributed import Distributed
-from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
 
 
@@ -29,28 +28,27 @@ class RunFolder:
     batch: int
 
 
-def open_run(recipe, batch_size: int, threads: int | None) -> RunFolder:
+def open_run(recipe) -> RunFolder:
     """Create ``recipe.output``, write the resolved recipe there (rank 0: a run folder always says how it was made),
-    set the thread count and split the batch over the ranks."""
+    set the thread count (``recipe.optim.threads``) and split ``recipe.optim.batch_size`` over the ranks."""
     world = Distributed()
     out = Path(recipe.output)
     out.mkdir(parents=True, exist_ok=True)
     if world.is_main:
         (out / "recipe.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
-    if threads:
-        torch.set_num_threads(threads)
-    return RunFolder(world, out, world.share(batch_size))
+    if recipe.optim.threads:
+        torch.set_num_threads(recipe.optim.threads)
+    return RunFolder(world, out, world.share(recipe.optim.batch_size))
 
 
-def resume_from(last: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                state: dict[str, Any]) -> dict[str, Any]:
-    """Continue a run from its ``last.pt``: weights, optimizer, generator and counters; returns the payload."""
-    payload = read_checkpoint(last)
+def resume_from(payload: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator, state: dict[str, Any]) -> None:
+    """Continue a run from its read ``last.pt`` (:func:`~flowprior.prior.checkpoint.read_checkpoint`): weights,
+    optimizer, generator and counters."""
     model.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(payload["optimizer"])
     generator.set_state(payload["generator"])
     state.update(payload["meta"]["train_state"])
-    return payload
 
 
 def reseed_rank(generator: torch.Generator, seed: int, world: Distributed, step: int) -> None:
