@@ -327,6 +327,7 @@ class LearnedInitializer(Initializer):
         def single_pass(image: Tensor) -> Tensor:  # the same draws as the ensemble's first orientation
             return model.restore(image, torch.Generator().set_state(state), cond)
 
-        blended, alpha = shrink_towards_input(x0, lq, single_pass, variance)
+        # without an ensemble x0 is the single pass at lq (same draws): no need to run it again
+        blended, alpha = shrink_towards_input(x0, lq, single_pass, variance, x0 if self.ensemble == 1 else None)
         self.last_shrink.extend(round(float(a), 4) for a in alpha)
         return blended

@@ -47,9 +47,11 @@ def sure_weight(y: Tensor, x0: Tensor, divergence: Tensor, variance: Tensor) -> 
 
 
 def shrink_towards_input(x0: Tensor, y: Tensor, single_pass: Callable[[Tensor], Tensor],
-                         variance: Tensor) -> tuple[Tensor, Tensor]:
+                         variance: Tensor, single_at_y: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """(``y + α* (x0 − y)``, α*) for the warm start ``x0`` of ``y``; ``single_pass`` is the network without the
-    self-ensemble (for the divergence) and ``variance`` the (B,) or scalar noise variance per value ([0, 1]
-    scale). A new tensor; ``x0`` and ``y`` are not changed."""
-    alpha = sure_weight(y, x0, probe_divergence(single_pass, y, single_pass(y)), variance)
+    self-ensemble (for the divergence), ``single_at_y`` its output at ``y`` when the caller has it already (without
+    an ensemble it is ``x0``), and ``variance`` the (B,) or scalar noise variance per value ([0, 1] scale). A new
+    tensor; ``x0`` and ``y`` are not changed."""
+    fy = single_pass(y) if single_at_y is None else single_at_y
+    alpha = sure_weight(y, x0, probe_divergence(single_pass, y, fy), variance)
     return y + alpha.to(x0.dtype).reshape(-1, 1, 1, 1) * (x0 - y), alpha
