@@ -13,6 +13,12 @@ grid with the true step, near 0 otherwise. The grid offset is the one with the s
 is the *coarsest* IJG table whose steps fit within a tolerance of the best fit (finer tables whose steps
 divide the true ones fit too, which is why the coarsest is taken). Never-compressed pixels have no lattice,
 which is the detection test.
+
+A JPEG so coarse that most of its blocks decode constant (a smooth photo at q ≤ 50) shows too few textured blocks
+for the lattice, and where it was cut from an older JPEG the older, finer grid at another offset wins the lattice
+search. Such an image is found by its constant blocks instead: on the encoder's grid their share exceeds the share
+at the other 63 offsets (a never-compressed photo's few constant blocks, clipping aside, favour no offset); that
+grid is taken, and the quality is scored with the constant blocks' DC in the lattice.
 """
 
 from __future__ import annotations
@@ -38,6 +44,13 @@ _FIT_TOLERANCE = 0.05  # a table fits when its lattice score is within this of t
 _HIGHEST_PIXEL_QUALITY = 95  # above this the steps are 1–2 and every image "fits": not decidable from pixels
 #: lattice score above which pixels are called JPEG-compressed
 DETECTION_THRESHOLD = 0.18  # 1.5× the highest never-compressed score on the tuning photos (0.12)
+# share of constant blocks on one grid above the median share over all 64: 0.12–0.63 on smooth validation crops
+# JPEG'd at q 10–50; on never-compressed test photos ≤ 0.006, ≤ 0.021 blurred by σ 32 (docs/benchmarks.md)
+FLAT_GRID_EXCESS = 0.05
+_FLAT_AC_ENERGY = 1.0  # a block whose AC energy is below this decoded constant (rounding aside)
+# on the known grid a coefficient the quantizer zeroed decodes within this of 0: pixel rounding moves a DC by up to
+# 4 (8 × ½), the colour conversion a little more; a coarser candidate step that would zero larger values is wrong
+_DECODED_ZERO = 8.0
 _SUBSAMPLING_NAMES = {0: "444", 1: "422", 2: "420"}
 
 
@@ -165,64 +178,97 @@ class PixelJpegEstimate:
         }
 
 
-def _lattice_strength(values: np.ndarray, step: float) -> float:
+def _lattice_strength(values: np.ndarray, step: float, zero: float = np.inf) -> float:
     """How much the clearly nonzero values crowd onto multiples of ``step``: 1 = all on them, ≈ 0 = no
     lattice.
 
-    Each value ``|c| ≥ step/2`` has an offset ``r`` to its nearest multiple, in [−½, ½] steps; the score is
-    ``2·P(|r| < ¼) − 1``. The window is symmetric about every multiple, so a density that merely falls with
-    ``|c|`` (every photo's DCT coefficients) cancels to first order instead of faking a lattice, as a phase
-    average would. NaN when fewer than :data:`_MIN_NONZERO` values are nonzero.
+    Each value ``|c| ≥ min(step/2, zero)`` has an offset ``r`` to its nearest multiple, in [−½, ½] steps; the
+    score is ``2·P(|r| < ¼) − 1``. The window is symmetric about every multiple, so a density that merely falls
+    with ``|c|`` (every photo's DCT coefficients) cancels to first order instead of faking a lattice, as a phase
+    average would. ``zero``: the largest value that is still a decoded zero (rounding), where the grid is known;
+    then a value between it and half a step counts against the step. NaN when fewer than :data:`_MIN_NONZERO`
+    values are kept.
     """
     magnitude = np.abs(values) / step
-    kept = magnitude[magnitude >= 0.5]
+    kept = magnitude[magnitude >= min(0.5, zero / step)]
     if kept.size < _MIN_NONZERO:
         return float("nan")
     near = np.abs(kept - np.round(kept)) < 0.25
     return float(2.0 * near.mean() - 1.0)
 
 
-def _measurable_blocks(planes: np.ndarray, plane: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
-    """(n, 8, 8) luma DCTs of the blocks that can show the quantizer's lattice.
-
-    Left out: constant blocks (their DC is 8× an integer pixel value on *any* grid, a lattice of step 8 that
-    says nothing about the JPEG grid) and blocks with a pixel clipped to 0 or 255 in any channel (the
-    decoder's clamp moved it off the lattice; heavy noise before compression clips many) — unless that would
-    leave fewer than :data:`_MIN_MEASURABLE_BLOCKS`; then the least clipped blocks are kept.
-    """
-    coef = block_dct(plane, offset).reshape(-1, BLOCK, BLOCK)
-    if coef.shape[0] == 0:
-        return coef
+def _clipped_samples(planes: np.ndarray, offset: tuple[int, int]) -> np.ndarray:
+    """(n,) samples clipped to 0 or 255 (any channel) in each block of :func:`block_dct`'s grid at ``offset``."""
     oy, ox = offset
     h = (planes.shape[0] - oy) // BLOCK * BLOCK
     w = (planes.shape[1] - ox) // BLOCK * BLOCK
     crop = planes[oy : oy + h, ox : ox + w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK, -1)
-    clipped = ((crop <= 0.5) | (crop >= 254.5)).sum(axis=(1, 3, 4)).reshape(-1)
-    textured = ((coef**2).sum(axis=(1, 2)) - coef[:, 0, 0] ** 2) > 1.0
+    return ((crop <= 0.5) | (crop >= 254.5)).sum(axis=(1, 3, 4)).reshape(-1)
+
+
+def _ac_energy(coef: np.ndarray) -> np.ndarray:
+    return (coef**2).sum(axis=(1, 2)) - coef[:, 0, 0] ** 2
+
+
+def _measurable_blocks(
+    planes: np.ndarray, plane: np.ndarray, offset: tuple[int, int], keep_constant: bool = False
+) -> np.ndarray:
+    """(n, 8, 8) luma DCTs of the blocks that can show the quantizer's lattice.
+
+    Left out: constant blocks (their DC is 8× an integer pixel value on *any* grid, a lattice of step 8 that
+    says nothing about the JPEG grid; ``keep_constant`` keeps the unclipped ones, once the grid is known from
+    them) and blocks with a pixel clipped to 0 or 255 in any channel (the decoder's clamp moved it off the
+    lattice; heavy noise before compression clips many) — unless that would leave fewer than
+    :data:`_MIN_MEASURABLE_BLOCKS`; then the least clipped blocks are kept.
+    """
+    coef = block_dct(plane, offset).reshape(-1, BLOCK, BLOCK)
+    if coef.shape[0] == 0:
+        return coef
+    clipped = _clipped_samples(planes, offset)
+    textured = _ac_energy(coef) > _FLAT_AC_ENERGY
     # under heavy noise nearly every block has a clipped sample: then take the least clipped ones
     enough = min(int(textured.sum()), _MIN_MEASURABLE_BLOCKS)
     allowed = np.sort(clipped[textured])[enough - 1] if enough > 0 else 0
-    return coef[textured & (clipped <= allowed)]
+    kept = textured & (clipped <= allowed)
+    if keep_constant:
+        kept |= ~textured & (clipped == 0)
+    return coef[kept]
 
 
-def _step_strengths(blocks: np.ndarray, frequencies, steps: dict) -> dict:
+def _flat_grid(planes: np.ndarray, plane: np.ndarray) -> tuple[tuple[int, int], float]:
+    """The grid offset with the most unclipped constant blocks, and how far its share exceeds the median share
+    over all 64 offsets (see the module docstring)."""
+    shares = {}
+    for offset in ((dy, dx) for dy in range(BLOCK) for dx in range(BLOCK)):
+        coef = block_dct(plane, offset).reshape(-1, BLOCK, BLOCK)
+        flat = (_ac_energy(coef) <= _FLAT_AC_ENERGY) & (_clipped_samples(planes, offset) == 0)
+        shares[offset] = float(flat.mean()) if flat.size else 0.0
+    best = max(shares, key=shares.get)
+    return best, shares[best] - float(np.median(list(shares.values())))
+
+
+def _step_strengths(blocks: np.ndarray, frequencies, steps: dict, zero: float = np.inf) -> dict:
     """{(u, v, step): lattice strength} for each frequency and each of its candidate steps."""
     return {
-        (u, v, q): _lattice_strength(blocks[:, u, v], float(q)) for u, v in frequencies for q in steps[u, v]
+        (u, v, q): _lattice_strength(blocks[:, u, v], float(q), zero)
+        for u, v in frequencies
+        for q in steps[u, v]
     }
 
 
-def _table_scores(blocks: np.ndarray, qualities: np.ndarray) -> np.ndarray:
-    """Mean lattice strength over :data:`_LOW_FREQUENCIES` of each quality's IJG luma table (0 when
-    undecided)."""
+def _table_scores(
+    blocks: np.ndarray, qualities: np.ndarray, min_frequencies: int = 3, zero: float = np.inf
+) -> np.ndarray:
+    """Mean lattice strength over :data:`_LOW_FREQUENCIES` of each quality's IJG luma table (0 when fewer than
+    ``min_frequencies`` have enough nonzero coefficients to measure; ``zero`` as in :func:`_lattice_strength`)."""
     tables = ijg_tables()[0][qualities - 1]
     steps = {(u, v): sorted(set(tables[:, u, v].tolist())) for u, v in _LOW_FREQUENCIES}
-    strength = _step_strengths(blocks, _LOW_FREQUENCIES, steps)
+    strength = _step_strengths(blocks, _LOW_FREQUENCIES, steps, zero)
     scores = np.zeros(len(qualities))
     for i, table in enumerate(tables):
         measured = [strength[u, v, int(table[u, v])] for u, v in _LOW_FREQUENCIES]
         measured = [m for m in measured if np.isfinite(m)]
-        scores[i] = float(np.mean(measured)) if len(measured) >= 3 else 0.0
+        scores[i] = float(np.mean(measured)) if len(measured) >= min_frequencies else 0.0
     return scores
 
 
@@ -256,10 +302,15 @@ def detect_jpeg_grid(image: object) -> PixelJpegEstimate:
     if plane.shape[0] < 2 * BLOCK or plane.shape[1] < 2 * BLOCK:
         return PixelJpegEstimate(False, 0.0, (0, 0), None, None, 0.0, ["image too small to test for JPEG"])
     # all 64 grids: a grid misaligned in rows shows no lattice, so rows and columns cannot be searched apart
-    offsets = [(dy, dx) for dy in range(BLOCK) for dx in range(BLOCK)]
-    row, col = max(offsets, key=lambda offset: _grid_strength(planes, plane, offset))
     qualities = np.arange(1, _HIGHEST_PIXEL_QUALITY + 1)
-    scores = _table_scores(_measurable_blocks(planes, plane, (row, col)), qualities)
+    (row, col), excess = _flat_grid(planes, plane)
+    if excess >= FLAT_GRID_EXCESS:  # mostly constant blocks on one grid: its DC lattice carries the quality
+        blocks = _measurable_blocks(planes, plane, (row, col), keep_constant=True)
+        scores = _table_scores(blocks, qualities, min_frequencies=1, zero=_DECODED_ZERO)
+    else:
+        offsets = [(dy, dx) for dy in range(BLOCK) for dx in range(BLOCK)]
+        row, col = max(offsets, key=lambda offset: _grid_strength(planes, plane, offset))
+        scores = _table_scores(_measurable_blocks(planes, plane, (row, col)), qualities)
     best = float(scores.max())
     fitting = qualities[scores >= best - _FIT_TOLERANCE]
     quality = int(fitting.min())
