@@ -51,6 +51,7 @@ _FLAT_AC_ENERGY = 1.0  # a block whose AC energy is below this decoded constant 
 # on the known grid a coefficient the quantizer zeroed decodes within this of 0: pixel rounding moves a DC by up to
 # 4 (8 × ½), the colour conversion a little more; a coarser candidate step that would zero larger values is wrong
 _DECODED_ZERO = 8.0
+_FLAT_WINDOW = 1024  # 16k blocks decide the constant-block grid; a 50-megapixel scan need not be read 64 times
 _SUBSAMPLING_NAMES = {0: "444", 1: "422", 2: "420"}
 
 
@@ -237,12 +238,24 @@ def _measurable_blocks(
 
 def _flat_grid(planes: np.ndarray, plane: np.ndarray) -> tuple[tuple[int, int], float]:
     """The grid offset with the most unclipped constant blocks, and how far its share exceeds the median share
-    over all 64 offsets (see the module docstring)."""
+    over all 64 offsets (see the module docstring). Measured on a central window of at most
+    :data:`_FLAT_WINDOW` pixels a side (its corner on a multiple of 8, so that offsets are the whole image's)."""
+    top, left = ((n - min(n, _FLAT_WINDOW)) // 2 // BLOCK * BLOCK for n in plane.shape[:2])
+    plane = plane[top : top + _FLAT_WINDOW, left : left + _FLAT_WINDOW]
+    planes = planes[top : top + _FLAT_WINDOW, left : left + _FLAT_WINDOW]
     shares = {}
     for offset in ((dy, dx) for dy in range(BLOCK) for dx in range(BLOCK)):
-        coef = block_dct(plane, offset).reshape(-1, BLOCK, BLOCK)
-        flat = (_ac_energy(coef) <= _FLAT_AC_ENERGY) & (_clipped_samples(planes, offset) == 0)
-        shares[offset] = float(flat.mean()) if flat.size else 0.0
+        oy, ox = offset
+        h = (plane.shape[0] - oy) // BLOCK * BLOCK
+        w = (plane.shape[1] - ox) // BLOCK * BLOCK
+        if h <= 0 or w <= 0:
+            shares[offset] = 0.0
+            continue
+        blocks = plane[oy : oy + h, ox : ox + w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK)
+        # the AC energy of an orthonormal DCT is the block's sum of squared deviations (Parseval), without a DCT
+        ac = ((blocks - blocks.mean(axis=(1, 3), keepdims=True)) ** 2).sum(axis=(1, 3)).reshape(-1)
+        flat = (ac <= _FLAT_AC_ENERGY) & (_clipped_samples(planes, offset) == 0)
+        shares[offset] = float(flat.mean())
     best = max(shares, key=shares.get)
     return best, shares[best] - float(np.median(list(shares.values())))
 
