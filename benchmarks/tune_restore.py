@@ -24,8 +24,10 @@ from flowprior.recipe import parse_override
 from flowprior.restoration import build_recipe, load_model, restore_tensor
 
 
-def validation_crops(root: str, count: int, size: int, seed: int = 0) -> torch.Tensor:
-    _, val = photo_sources(root, patch_size=size, val_fraction=0.05, seed=0)
+def validation_crops(root: str, count: int, size: int, seed: int = 0, weighting: str = "area") -> torch.Tensor:
+    """``count`` crops of the validation photos; ``weighting`` "uniform" draws every photo alike, as Table 1 counts
+    every test image alike ("area": by crop positions, the default since session 1)."""
+    _, val = photo_sources(root, patch_size=size, val_fraction=0.05, seed=0, val_image_weighting=weighting)
     return val.sample(count, torch.Generator().manual_seed(1000 + seed))
 
 
@@ -38,12 +40,14 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--root", default="data/train")
     parser.add_argument("--crops", type=int, default=12)
+    parser.add_argument("--image-weighting", default="area", choices=("area", "sqrt", "uniform"),
+                        help="how crops are spread over the validation photos (flowprior.data.IMAGE_WEIGHTINGS)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     prior = load_model(args.model)
-    clean = validation_crops(args.root, args.crops, args.size)
+    clean = validation_crops(args.root, args.crops, args.size, weighting=args.image_weighting)
     fixed = dict(parse_override(s) for s in args.set)
     axes = []
     for item in args.grid:

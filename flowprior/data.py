@@ -15,6 +15,10 @@ Conventions:
 * Flat patches (sky, wallpaper gradients) are down-weighted, not banned: a candidate whose pixel
   standard deviation is below ``flat_threshold`` is kept with probability ``flat_keep_prob``. The
   prior must still learn that smooth regions are likely, just not spend most of its capacity there.
+* By default an image is drawn in proportion to its area, so the 54 full-size ``krank`` and ``enlightenment``
+  photos give 70 % of all patches; ``image_weighting="sqrt"`` spreads them over the pool's 442 photos.
+* ``max_noise`` drops training photos whose own grain (:func:`flowprior.estimate.noise.estimate_noise`) is
+  above it: a denoiser taught that grain is signal learns to keep some of the noise it is given.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import torch
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".ppm")
 LOSSY_EXTENSIONS = (".jpg", ".jpeg", ".webp")
 FULL_SIZE_SOURCES = ("krank", "enlightenment")
+IMAGE_WEIGHTINGS = {"area": 1.0, "sqrt": 0.5, "uniform": 0.0}  # name: exponent on an image's crop positions
+NOISE_WINDOW = 1024  # max_noise is measured on the central window of at most this side (speed)
 DEFAULT_MNIST_PATH = Path("data/mnist/mnist.pkl.gz")
 
 
@@ -170,7 +176,7 @@ class PatchSampler:
     """Random ``P x P`` patches from in-memory uint8 images.
 
     An image is drawn with probability proportional to its number of valid crop positions (about
-    its area), then a uniform crop position. A candidate whose pixel standard deviation (in [0, 1]
+    its area) raised to the ``image_weighting`` exponent, then a uniform crop position. A candidate whose pixel standard deviation (in [0, 1]
     units, measured on a stride-2 grid for speed) is below ``flat_threshold`` is kept only with
     probability ``flat_keep_prob``. With ``augment`` each patch gets a uniformly random element of the
     8-element dihedral group (flips and 90-degree rotations), which permutes pixels without changing
@@ -182,6 +188,8 @@ class PatchSampler:
         patch_size: Side ``P`` of the square patches.
         flat_threshold: Standard deviation below which a patch counts as flat; 0 disables the test.
         flat_keep_prob: Probability of keeping a flat candidate.
+        image_weighting: ``"area"`` (every crop position equally likely), ``"sqrt"`` or ``"uniform"`` (every
+            image equally likely), see :data:`IMAGE_WEIGHTINGS`.
         augment: Apply random dihedral transforms.
         channels: 3 for RGB; 1 returns the channel mean (for grayscale priors).
 
@@ -193,11 +201,14 @@ class PatchSampler:
     """
 
     def __init__(self, images: Sequence[np.ndarray], patch_size: int = 64, flat_threshold: float = 0.02,
-                 flat_keep_prob: float = 0.1, augment: bool = True, channels: int = 3) -> None:
+                 flat_keep_prob: float = 0.1, augment: bool = True, channels: int = 3,
+                 image_weighting: str = "area") -> None:
         if patch_size < 1:
             raise ValueError(f"patch_size must be positive, got {patch_size}")
         if not 0.0 <= flat_keep_prob <= 1.0:
             raise ValueError(f"flat_keep_prob must be in [0, 1], got {flat_keep_prob}")
+        if image_weighting not in IMAGE_WEIGHTINGS:
+            raise ValueError(f"image_weighting must be one of {sorted(IMAGE_WEIGHTINGS)}, got {image_weighting!r}")
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         self.patch_size = patch_size
@@ -222,7 +233,8 @@ class PatchSampler:
             raise ValueError(f"no image is at least {patch_size}x{patch_size}")
         self._span = np.array([[im.shape[0] - patch_size + 1, im.shape[1] - patch_size + 1]
                                for im in self.images], dtype=np.int64)
-        self._weights = torch.tensor(self._span.prod(axis=1), dtype=torch.float64)
+        positions = torch.tensor(self._span.prod(axis=1), dtype=torch.float64)
+        self._weights = positions ** IMAGE_WEIGHTINGS[image_weighting]
         self.stats = {"candidates": 0, "flat_rejected": 0}
 
     def __len__(self) -> int:
@@ -275,12 +287,24 @@ class PatchSampler:
         return x.contiguous()
 
 
+def own_noise(image: np.ndarray) -> float:
+    """The largest per-channel σ̂ (0–255) of a photo's central window: the grain it already carries."""
+    from flowprior.estimate.noise import estimate_noise
+
+    h, w = image.shape[:2]
+    top, left = max(0, (h - NOISE_WINDOW) // 2), max(0, (w - NOISE_WINDOW) // 2)
+    return max(estimate_noise(image[top:top + NOISE_WINDOW, left:left + NOISE_WINDOW]).sigma)
+
+
 def photo_sources(root: str | Path, patch_size: int = 64, val_fraction: float = 0.05, seed: int = 0,
-                  downscale_lossy: bool = True, max_images: int | None = None,
+                  downscale_lossy: bool = True, max_images: int | None = None, image_weighting: str = "area",
+                  max_noise: float | None = None, val_image_weighting: str = "area",
                   **sampler_kwargs) -> tuple[PatchSampler, PatchSampler]:
     """Train and validation patch samplers over a photo pool, split by :func:`split_pool`.
 
-    ``max_images`` limits the training images only; validation keeps its full hash-selected set.
+    ``max_images``, ``image_weighting`` and ``max_noise`` (drop photos whose own σ̂ is above it, :func:`own_noise`)
+    apply to the training images only: validation keeps its full hash-selected set, drawn by area unless
+    ``val_image_weighting`` says otherwise, so held-out scores stay comparable across recipes.
     Validation patches are not augmented. Only when the split leaves validation empty
     (``val_fraction=0`` or a single photo) does validation fall back to the first training image.
 
@@ -292,8 +316,10 @@ def photo_sources(root: str | Path, patch_size: int = 64, val_fraction: float = 
     train_paths, val_paths = split_pool(list_photos(root), val_fraction, seed, root=root)
     train = load_photo_pool(root, downscale_lossy, max_images, paths=train_paths)
     val = load_photo_pool(root, downscale_lossy, paths=val_paths) if val_paths else train[:1]
-    return (PatchSampler(train, patch_size, augment=True, **sampler_kwargs),
-            PatchSampler(val, patch_size, augment=False, **sampler_kwargs))
+    if max_noise is not None:
+        train = [image for image in train if own_noise(image) <= max_noise]
+    return (PatchSampler(train, patch_size, augment=True, image_weighting=image_weighting, **sampler_kwargs),
+            PatchSampler(val, patch_size, augment=False, image_weighting=val_image_weighting, **sampler_kwargs))
 
 
 # ---------------------------------------------------------------- MNIST

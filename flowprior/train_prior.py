@@ -36,6 +36,8 @@ class DataSection:
     val_fraction: float = 0.05
     downscale_lossy: bool = True
     max_images: int | None = None
+    image_weighting: str = "area"  # "area" (every crop position alike), "sqrt" or "uniform" (every photo alike)
+    max_noise: float | None = None  # drop training photos whose own grain (σ̂, 0-255) is above this
 
 
 @dataclass
@@ -120,7 +122,8 @@ def make_patch_sources(data: DataSection, seed: int):
         return datasets.mnist_sources(data.root, data.val_fraction)
     if data.source == "photos":
         return datasets.photo_sources(data.root, data.patch_size, data.val_fraction, seed,
-                                      downscale_lossy=data.downscale_lossy, max_images=data.max_images)
+                                      downscale_lossy=data.downscale_lossy, max_images=data.max_images,
+                                      image_weighting=data.image_weighting, max_noise=data.max_noise)
     raise ValueError(f"data.source must be 'photos' or 'mnist', not {data.source!r}")
 
 

@@ -313,7 +313,8 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
         record["val_input_psnr"] = input_psnr["mean"]
         best = state["best_val_psnr"]
         if record["phase"] == model.phases[-1] and (best is None or record["val_psnr"] > best):
-            state["best_val_psnr"] = record["val_psnr"]
+            # best.pt's card reads these fields; without them it would show the last final() of a resumed run
+            state.update(best_val_psnr=scores["mean"], val_psnr=scores["mean"], val_psnr_by_setting=scores)
             save_warmstart(out / "best.pt", model, meta())
 
     def final() -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import pickle
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +77,37 @@ def test_image_choice_weighted_by_crop_positions():
     n_small = int((x.amax(dim=(1, 2, 3)) <= 100 / 255 + 1e-6).sum())
     mean, sd = 3200 / 32, (3200 * (1 / 32) * (31 / 32)) ** 0.5
     assert abs(n_small - mean) < 5 * sd
+
+
+@pytest.mark.parametrize("weighting,share", [("uniform", 1 / 2), ("sqrt", 1 / (1 + 31 ** 0.5))])
+def test_image_weighting_spreads_patches_over_photos(weighting, share):
+    p = 16
+    small, big = _texture(p, p, 0, 100), _texture(p, p + 30, 150, 255)  # 1 and 31 crop positions
+    s = D.PatchSampler([small, big], p, flat_threshold=0.0, augment=False, image_weighting=weighting)
+    x = s.sample(3200, _gen(1))
+    n_small = int((x.amax(dim=(1, 2, 3)) <= 100 / 255 + 1e-6).sum())
+    mean, sd = 3200 * share, (3200 * share * (1 - share)) ** 0.5
+    assert abs(n_small - mean) < 5 * sd
+
+
+def _smooth_photo(h: int, w: int, grain: float, seed: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    base = 60 + 120 * (x / w) + 40 * np.sin(y / 9.0)
+    noisy = base[..., None] + np.random.default_rng(seed).normal(0, grain, (h, w, 3))
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
+def test_max_noise_drops_grainy_training_photos_only(tmp_path):
+    grains = [0.0, 12.0] * 6
+    for i, grain in enumerate(grains):
+        Image.fromarray(_smooth_photo(64, 64, grain, i)).save(tmp_path / f"im{i:02d}.png")
+    tr_paths, va_paths = D.split_pool(D.list_photos(tmp_path), 0.25, 0, root=tmp_path)
+    grainy_train = sum(grains[int(Path(q).stem[2:])] > 0 for q in tr_paths)
+    assert D.own_noise(_smooth_photo(64, 64, 12.0, 0)) > 8 > 2 > D.own_noise(_smooth_photo(64, 64, 0.0, 0))
+    train, val = D.photo_sources(tmp_path, patch_size=16, val_fraction=0.25, seed=0, max_noise=3.0)
+    assert len(train) == len(tr_paths) - grainy_train and len(val) == len(va_paths)
+    with pytest.raises(ValueError, match="image_weighting"):
+        D.PatchSampler([_texture(16, 16)], 16, image_weighting="area2")
 
 
 def test_augmentation_permutes_pixels_and_covers_dihedral_group():

@@ -8,7 +8,15 @@ import torch
 from degradations import parse
 from flowprior.metrics import psnr
 from flowprior.warmstart import get_initializer
-from flowprior.warmstart.ensemble import ORDER, _pad_to_grid, orient, self_ensemble, unorient
+from flowprior.warmstart.ensemble import (
+    ORDER,
+    _pad_to_grid,
+    ensemble_passes,
+    first_orientation,
+    orient,
+    self_ensemble,
+    unorient,
+)
 from tests.conftest import natural_crop
 
 
@@ -39,3 +47,34 @@ def test_eight_orientations_lower_the_error_on_a_noisy_photo():
     single = get_initializer("irflow")(noisy, op, params)
     ensembled = get_initializer("irflow", ensemble=8)(noisy, op, params)
     assert float(psnr(clean, ensembled)) > float(psnr(clean, single)) + 0.1
+
+
+def test_the_ensembles_first_pass_is_the_single_pass_the_sure_blend_probes():
+    # a network that sees the padding and the orientation: a column ramp times a shift towards the bottom row
+    def network(image, _):
+        ramp = torch.linspace(0, 1, image.shape[-1]).expand_as(image)
+        return image * ramp + torch.roll(image, 1, -2)
+
+    x = torch.rand(1, 3, 20, 36, generator=torch.Generator().manual_seed(1))
+    for count in (1, 8):
+        mean, first = ensemble_passes(network, x, None, count)
+        assert torch.equal(mean, self_ensemble(network, x, None, count))
+        assert torch.equal(first, first_orientation(network, x, None, count))
+    assert not torch.allclose(first, network(x, None))  # padded: the cropped pass differs near the edges
+
+
+def test_the_sure_blend_runs_the_network_once_more_than_the_ensemble(monkeypatch):
+    clean = natural_crop(64, 64)
+    op = parse("noise", {"noise.sigma": 5})
+    params = op.sample_params(tuple(clean.shape), torch.Generator().manual_seed(0))
+    noisy = (op.apply(clean, params).clamp(0, 1) * 255).round() / 255
+    initializer = get_initializer("irflow", ensemble=8)
+    calls, network = [], type(initializer)._network
+
+    def counting(self, model, *args):
+        monkeypatch.setattr(model, "restore", lambda *a, restore=model.restore: calls.append(1) or restore(*a))
+        return network(self, model, *args)
+
+    monkeypatch.setattr(type(initializer), "_network", counting)
+    initializer(noisy, op, params)
+    assert len(calls) == 9 and initializer.last_shrink  # eight orientations + one probe; the blend ran

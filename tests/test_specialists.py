@@ -27,6 +27,7 @@ SPECIALIST = "warmstart-irflow-noise"
 JPEG_SPECIALIST = "warmstart-irflow-jpeg"
 GENERAL = "warmstart-irflow"
 MIN_GAIN_DB = 0.04
+NOISE_MIN_GAIN_DB = 0.1  # the top-32 noise specialist (session 12) gains +0.14 / +0.15 dB on this crop at sigma 5 / 25
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_gaussian_noise_runs_the_specialist_and_it_beats_the_general_model(crop,
     restored, baseline = warm_start(routed, y, op), warm_start(general, y, op)
     assert (routed.last_model, general.last_model) == (SPECIALIST, GENERAL)
     gain = float(psnr(crop, restored) - psnr(crop, baseline))
-    assert gain >= MIN_GAIN_DB, f"the noise specialist gained {gain:+.3f} dB at sigma {sigma}"
+    assert gain >= NOISE_MIN_GAIN_DB, f"the noise specialist gained {gain:+.3f} dB at sigma {sigma}"
 
 
 @pytest.mark.parametrize("quality", [10, 30])

@@ -41,15 +41,35 @@ def self_ensemble(run: Callable[[Tensor, Tensor | None], Tensor], lq: Tensor, co
                   count: int) -> Tensor:
     """Mean of ``run(lq, cond)`` over the first ``count`` orientations of :data:`ORDER`; ``count = 1`` is ``run``
     itself (no padding, bit-identical to not ensembling)."""
+    return ensemble_passes(run, lq, cond, count)[0]
+
+
+def ensemble_passes(run: Callable[[Tensor, Tensor | None], Tensor], lq: Tensor, cond: Tensor | None,
+                    count: int) -> tuple[Tensor, Tensor]:
+    """(:func:`self_ensemble`, :func:`first_orientation`'s output at ``lq``): the ensemble's own first pass, so a
+    caller that needs the network's single pass at ``lq`` (the SURE blend) does not run it again."""
     if count == 1:
-        return run(lq, cond)
+        out = run(lq, cond)
+        return out, out
     if count not in (2, 4, 8):
         raise ValueError(f"the self-ensemble takes 1, 2, 4 or 8 orientations, not {count}")
     h, w = lq.shape[-2:]
     padded = _pad_to_grid(lq)
     padded_cond = None if cond is None else _pad_to_grid(cond)
-    total = torch.zeros_like(padded)
+    total, first = torch.zeros_like(padded), None
     for k in ORDER[:count]:
-        out = run(orient(padded, k), None if padded_cond is None else orient(padded_cond, k))
-        total += unorient(out, k)
-    return (total / count)[..., :h, :w]
+        out = unorient(run(orient(padded, k), None if padded_cond is None else orient(padded_cond, k)), k)
+        first = out if first is None else first
+        total += out
+    return (total / count)[..., :h, :w], first[..., :h, :w]
+
+
+def first_orientation(run: Callable[[Tensor, Tensor | None], Tensor], lq: Tensor, cond: Tensor | None,
+                      count: int) -> Tensor:
+    """The single pass inside a ``count``-orientation ensemble: ``run`` as is, on the grid-padded image when
+    ``count > 1`` (padding changes the output near the bottom and right edges), cropped back."""
+    if count == 1:
+        return run(lq, cond)
+    h, w, k = *lq.shape[-2:], ORDER[0]
+    out = run(orient(_pad_to_grid(lq), k), None if cond is None else orient(_pad_to_grid(cond), k))
+    return unorient(out, k)[..., :h, :w]

@@ -25,7 +25,7 @@ from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
 from flowprior.warmstart.base import Initializer, initializer_factory
 from flowprior.warmstart.consistency import consistent_with_input, white_noise_variance
-from flowprior.warmstart.ensemble import self_ensemble
+from flowprior.warmstart.ensemble import ensemble_passes, first_orientation
 from flowprior.warmstart.identity import fill_missing_pixels
 from flowprior.warmstart.sure import shrink_towards_input
 
@@ -320,14 +320,15 @@ class LearnedInitializer(Initializer):
         """One pass (with the self-ensemble); with the ``variance`` of known white noise, blended with its input by
         SURE (:mod:`flowprior.warmstart.sure`), the α of each pass kept in ``last_shrink``."""
         state = generator.get_state()
-        x0 = self_ensemble(lambda image, maps: model.restore(image, generator, maps), lq, cond, self.ensemble)
+        x0, first = ensemble_passes(lambda image, maps: model.restore(image, generator, maps), lq, cond, self.ensemble)
         if variance is None:
             return x0
 
-        def single_pass(image: Tensor) -> Tensor:  # the same draws as the ensemble's first orientation
-            return model.restore(image, torch.Generator().set_state(state), cond)
+        def single_pass(image: Tensor) -> Tensor:  # the ensemble's first orientation, with the same draws
+            return first_orientation(lambda i, maps: model.restore(i, torch.Generator().set_state(state), maps),
+                                     image, cond, self.ensemble)
 
-        # without an ensemble x0 is the single pass at lq (same draws): no need to run it again
-        blended, alpha = shrink_towards_input(x0, lq, single_pass, variance, x0 if self.ensemble == 1 else None)
+        # the ensemble's first pass is the single pass at lq: the blend does not run it again
+        blended, alpha = shrink_towards_input(x0, lq, single_pass, variance, first)
         self.last_shrink.extend(round(float(a), 4) for a in alpha)
         return blended

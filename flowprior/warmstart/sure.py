@@ -15,7 +15,8 @@ estimates are noisier), and keeps the values of a window independent of where it
 
 ``D`` comes from one Monte-Carlo probe (Ramani, Blu and Unser 2008): ``D ≈ bᵀ (f(y + ε b) − f(y)) / ε`` with
 ``b ~ N(0, I)``, on the network *without* the self-ensemble: its divergence matched the 8-orientation ensemble's
-within 1–4 % on the validation crops, so the blend costs two single passes on top of the ensemble's eight.
+within 1–4 % on the validation crops, so the blend costs one single pass on top of the ensemble's eight (``f(y)``
+is the ensemble's own first orientation, flowprior.warmstart.ensemble.ensemble_passes).
 """
 
 from __future__ import annotations
