@@ -18,7 +18,7 @@ import time
 import torch
 
 from benchmarks.settings import SETTINGS, TUNING_SETTINGS, degrade
-from flowprior.data import photo_sources
+from flowprior.data import IMAGE_WEIGHTINGS, photo_sources
 from flowprior.metrics import psnr
 from flowprior.recipe import parse_override
 from flowprior.restoration import build_recipe, load_model, restore_tensor
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--root", default="data/train")
     parser.add_argument("--crops", type=int, default=12)
-    parser.add_argument("--image-weighting", default="area", choices=("area", "sqrt", "uniform"),
+    parser.add_argument("--image-weighting", default="area", choices=sorted(IMAGE_WEIGHTINGS),
                         help="how crops are spread over the validation photos (flowprior.data.IMAGE_WEIGHTINGS)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)

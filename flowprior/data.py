@@ -17,8 +17,8 @@ Conventions:
   prior must still learn that smooth regions are likely, just not spend most of its capacity there.
 * By default an image is drawn in proportion to its area, so the 54 full-size ``krank`` and ``enlightenment``
   photos give 70 % of all patches; ``image_weighting="sqrt"`` spreads them over the pool's 442 photos.
-* ``max_noise`` drops training photos whose own grain (:func:`flowprior.estimate.noise.estimate_noise`) is
-  above it: a denoiser taught that grain is signal learns to keep some of the noise it is given.
+* ``keep_train`` filters the training photos; recipes use it to drop photos whose own grain is above
+  ``data.max_noise``: a denoiser taught that grain is signal learns to keep some of the noise it is given.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", "
 LOSSY_EXTENSIONS = (".jpg", ".jpeg", ".webp")
 FULL_SIZE_SOURCES = ("krank", "enlightenment")
 IMAGE_WEIGHTINGS = {"area": 1.0, "sqrt": 0.5, "uniform": 0.0}  # name: exponent on an image's crop positions
-NOISE_WINDOW = 1024  # max_noise is measured on the central window of at most this side (speed)
 DEFAULT_MNIST_PATH = Path("data/mnist/mnist.pkl.gz")
 
 
@@ -176,8 +175,9 @@ class PatchSampler:
     """Random ``P x P`` patches from in-memory uint8 images.
 
     An image is drawn with probability proportional to its number of valid crop positions (about
-    its area) raised to the ``image_weighting`` exponent, then a uniform crop position. A candidate whose pixel standard deviation (in [0, 1]
-    units, measured on a stride-2 grid for speed) is below ``flat_threshold`` is kept only with
+    its area) raised to the ``image_weighting`` exponent, then a uniform crop position. A candidate
+    whose pixel standard deviation (in [0, 1] units, measured on a stride-2 grid for speed) is
+    below ``flat_threshold`` is kept only with
     probability ``flat_keep_prob``. With ``augment`` each patch gets a uniformly random element of the
     8-element dihedral group (flips and 90-degree rotations), which permutes pixels without changing
     their values.
@@ -287,23 +287,15 @@ class PatchSampler:
         return x.contiguous()
 
 
-def own_noise(image: np.ndarray) -> float:
-    """The largest per-channel σ̂ (0–255) of a photo's central window: the grain it already carries."""
-    from flowprior.estimate.noise import estimate_noise
-
-    h, w = image.shape[:2]
-    top, left = max(0, (h - NOISE_WINDOW) // 2), max(0, (w - NOISE_WINDOW) // 2)
-    return max(estimate_noise(image[top:top + NOISE_WINDOW, left:left + NOISE_WINDOW]).sigma)
-
-
 def photo_sources(root: str | Path, patch_size: int = 64, val_fraction: float = 0.05, seed: int = 0,
                   downscale_lossy: bool = True, max_images: int | None = None, image_weighting: str = "area",
-                  max_noise: float | None = None, val_image_weighting: str = "area",
+                  keep_train: Callable[[np.ndarray], bool] | None = None, val_image_weighting: str = "area",
                   **sampler_kwargs) -> tuple[PatchSampler, PatchSampler]:
     """Train and validation patch samplers over a photo pool, split by :func:`split_pool`.
 
-    ``max_images``, ``image_weighting`` and ``max_noise`` (drop photos whose own σ̂ is above it, :func:`own_noise`)
-    apply to the training images only: validation keeps its full hash-selected set, drawn by area unless
+    ``max_images``, ``image_weighting`` and ``keep_train`` (a predicate on each ``(H, W, 3)`` uint8 photo; the
+    recipe's ``data.max_noise`` passes one built on :func:`flowprior.estimate.noise.photo_grain`) apply to the
+    training images only: validation keeps its full hash-selected set, drawn by area unless
     ``val_image_weighting`` says otherwise, so held-out scores stay comparable across recipes.
     Validation patches are not augmented. Only when the split leaves validation empty
     (``val_fraction=0`` or a single photo) does validation fall back to the first training image.
@@ -316,8 +308,8 @@ def photo_sources(root: str | Path, patch_size: int = 64, val_fraction: float = 
     train_paths, val_paths = split_pool(list_photos(root), val_fraction, seed, root=root)
     train = load_photo_pool(root, downscale_lossy, max_images, paths=train_paths)
     val = load_photo_pool(root, downscale_lossy, paths=val_paths) if val_paths else train[:1]
-    if max_noise is not None:
-        train = [image for image in train if own_noise(image) <= max_noise]
+    if keep_train is not None:
+        train = [image for image in train if keep_train(image)]
     return (PatchSampler(train, patch_size, augment=True, image_weighting=image_weighting, **sampler_kwargs),
             PatchSampler(val, patch_size, augment=False, image_weighting=val_image_weighting, **sampler_kwargs))
 

@@ -114,6 +114,15 @@ def prior_loss_terms(prior: Glow, x: torch.Tensor, loss: LossSection, generator:
     return terms
 
 
+def _grain_filter(max_noise: float | None):
+    """A ``keep_train`` predicate: photos whose own grain σ̂ is at most ``max_noise`` (None keeps all)."""
+    if max_noise is None:
+        return None
+    from flowprior.estimate.noise import photo_grain
+
+    return lambda image: photo_grain(image) <= max_noise
+
+
 def make_patch_sources(data: DataSection, seed: int):
     """(train sampler, validation sampler) objects with ``sample(batch, generator) -> (B, C, P, P)``."""
     from flowprior import data as datasets
@@ -123,7 +132,7 @@ def make_patch_sources(data: DataSection, seed: int):
     if data.source == "photos":
         return datasets.photo_sources(data.root, data.patch_size, data.val_fraction, seed,
                                       downscale_lossy=data.downscale_lossy, max_images=data.max_images,
-                                      image_weighting=data.image_weighting, max_noise=data.max_noise)
+                                      image_weighting=data.image_weighting, keep_train=_grain_filter(data.max_noise))
     raise ValueError(f"data.source must be 'photos' or 'mnist', not {data.source!r}")
 
 

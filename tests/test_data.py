@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 
 from flowprior import data as D
+from flowprior.estimate.noise import photo_grain
+from flowprior.train_prior import DataSection, make_patch_sources
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -103,8 +105,9 @@ def test_max_noise_drops_grainy_training_photos_only(tmp_path):
         Image.fromarray(_smooth_photo(64, 64, grain, i)).save(tmp_path / f"im{i:02d}.png")
     tr_paths, va_paths = D.split_pool(D.list_photos(tmp_path), 0.25, 0, root=tmp_path)
     grainy_train = sum(grains[int(Path(q).stem[2:])] > 0 for q in tr_paths)
-    assert D.own_noise(_smooth_photo(64, 64, 12.0, 0)) > 8 > 2 > D.own_noise(_smooth_photo(64, 64, 0.0, 0))
-    train, val = D.photo_sources(tmp_path, patch_size=16, val_fraction=0.25, seed=0, max_noise=3.0)
+    assert photo_grain(_smooth_photo(64, 64, 12.0, 0)) > 8 > 2 > photo_grain(_smooth_photo(64, 64, 0.0, 0))
+    section = DataSection(root=str(tmp_path), patch_size=16, val_fraction=0.25, max_noise=3.0)
+    train, val = make_patch_sources(section, seed=0)
     assert len(train) == len(tr_paths) - grainy_train and len(val) == len(va_paths)
     with pytest.raises(ValueError, match="image_weighting"):
         D.PatchSampler([_texture(16, 16)], 16, image_weighting="area2")

@@ -247,3 +247,13 @@ def estimate_noise(
         notes = ["measured on the luma before compression; channels assumed to share one sigma"]
     confidence = math.exp(-2.0 * spread) * min(1.0, blocks / 100.0)
     return NoiseEstimate([float(s) for s in sigma], float(confidence), method, blocks, notes)
+
+
+GRAIN_WINDOW = 1024  # photo_grain reads the central window of at most this side: grain is uniform, time is not
+
+
+def photo_grain(image: np.ndarray) -> float:
+    """The largest per-channel σ̂ (0–255) of a photo's central window: the grain it already carries."""
+    h, w = image.shape[:2]
+    top, left = max(0, (h - GRAIN_WINDOW) // 2), max(0, (w - GRAIN_WINDOW) // 2)
+    return max(estimate_noise(image[top:top + GRAIN_WINDOW, left:left + GRAIN_WINDOW]).sigma)

@@ -56,11 +56,10 @@ def ensemble_passes(run: Callable[[Tensor, Tensor | None], Tensor], lq: Tensor, 
     h, w = lq.shape[-2:]
     padded = _pad_to_grid(lq)
     padded_cond = None if cond is None else _pad_to_grid(cond)
-    total, first = torch.zeros_like(padded), None
-    for k in ORDER[:count]:
-        out = unorient(run(orient(padded, k), None if padded_cond is None else orient(padded_cond, k)), k)
-        first = out if first is None else first
-        total += out
+    first = _oriented_pass(run, padded, padded_cond, ORDER[0])
+    total = first.clone()
+    for k in ORDER[1:count]:
+        total += _oriented_pass(run, padded, padded_cond, k)
     return (total / count)[..., :h, :w], first[..., :h, :w]
 
 
@@ -70,6 +69,12 @@ def first_orientation(run: Callable[[Tensor, Tensor | None], Tensor], lq: Tensor
     ``count > 1`` (padding changes the output near the bottom and right edges), cropped back."""
     if count == 1:
         return run(lq, cond)
-    h, w, k = *lq.shape[-2:], ORDER[0]
-    out = run(orient(_pad_to_grid(lq), k), None if cond is None else orient(_pad_to_grid(cond), k))
-    return unorient(out, k)[..., :h, :w]
+    h, w = lq.shape[-2:]
+    padded_cond = None if cond is None else _pad_to_grid(cond)
+    return _oriented_pass(run, _pad_to_grid(lq), padded_cond, ORDER[0])[..., :h, :w]
+
+
+def _oriented_pass(run: Callable[[Tensor, Tensor | None], Tensor], padded: Tensor, padded_cond: Tensor | None,
+                   k: int) -> Tensor:
+    """``run`` on orientation ``k`` of a grid-padded image and its maps, turned back."""
+    return unorient(run(orient(padded, k), None if padded_cond is None else orient(padded_cond, k)), k)

@@ -320,7 +320,10 @@ class LearnedInitializer(Initializer):
         """One pass (with the self-ensemble); with the ``variance`` of known white noise, blended with its input by
         SURE (:mod:`flowprior.warmstart.sure`), the α of each pass kept in ``last_shrink``."""
         state = generator.get_state()
-        x0, first = ensemble_passes(lambda image, maps: model.restore(image, generator, maps), lq, cond, self.ensemble)
+        def ensemble_pass(image: Tensor, maps: Tensor | None) -> Tensor:
+            return model.restore(image, generator, maps)
+
+        x0, first = ensemble_passes(ensemble_pass, lq, cond, self.ensemble)
         if variance is None:
             return x0
 
