@@ -27,6 +27,10 @@ TUNING_SETTINGS = {
     # light noise, where a warm start can do harm (the do-no-harm settings, benchmarks/do_no_harm.py)
     "noise1": ("noise", {"noise.sigma": 1}),
     "noise2": ("noise", {"noise.sigma": 2}),
+    # between Table 1's two noise levels: where a rule chosen at sigma 5 and sigma 25 changes its answer
+    "noise7": ("noise", {"noise.sigma": 7}),
+    "noise10": ("noise", {"noise.sigma": 10}),
+    "noise15": ("noise", {"noise.sigma": 15}),
 }
 
 

@@ -15,7 +15,7 @@ from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
 from flowprior.solver import Stage, coarse_to_fine
 
 RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "init_unknown",
-                   "init_ensemble", "init_shrink", "model", "seed", "posterior")
+                   "init_ensemble", "init_shrink", "init_wiener", "model", "seed", "posterior")
 
 
 @dataclass
@@ -171,6 +171,9 @@ class RestoreRecipe:
     # with known white Gaussian noise alone, blend a learned warm start with its input by SURE's weight
     # (flowprior.warmstart.sure): a loss at sigma 1 becomes a gain; the network is left alone at strong noise
     init_shrink: bool = True
+    # with known white Gaussian noise alone of sigma at most this (0-255 scale), move a learned warm start towards an
+    # empirical Wiener filter with it as the pilot, by SURE's weight (flowprior.warmstart.wiener); 0 never does
+    init_wiener: float = 0.0
     model: str = "default"  # "default" (embedded) or a checkpoint path
     seed: int = 0
     # how `flowprior restore --samples N` samples the posterior around the MAP (the section is inert without it)

@@ -107,6 +107,8 @@ def describe_restore(recipe: RestoreRecipe, prior, bound: BoundOperator, warm: W
         "warm_start_model": getattr(warm.initializer, "last_model", None),
         # SURE's weight on the network per pass (flowprior.warmstart.sure; [] where no blend ran; 1 = network alone)
         "warm_start_shrink": list(getattr(warm.initializer, "last_shrink", [])),
+        # per pass, SURE's weight on the Wiener estimate (flowprior.warmstart.wiener; 0: not used; [] where it cannot run)
+        "warm_start_wiener": list(getattr(warm.initializer, "last_wiener", [])),
     }
 
 

@@ -45,7 +45,7 @@ def make_initializer(recipe: RestoreRecipe):
                          f"(known: {', '.join(QUANTITIES)})")
     return get_initializer(recipe.init, checkpoint=recipe.init_checkpoint, seed=recipe.seed,
                            unknown=tuple(recipe.init_unknown), ensemble=recipe.init_ensemble,
-                           shrink=recipe.init_shrink)
+                           shrink=recipe.init_shrink, wiener=recipe.init_wiener)
 
 
 def warm_start(source: ImageRows, recipe: RestoreRecipe, bound: BoundOperator) -> WarmStart:

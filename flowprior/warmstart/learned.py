@@ -24,10 +24,11 @@ from flowprior.conditioning import acting_members, condition_maps, describe
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
 from flowprior.warmstart.base import Initializer, initializer_factory
-from flowprior.warmstart.consistency import consistent_with_input, white_noise_variance
+from flowprior.warmstart.consistency import ROUNDING_STD, consistent_with_input, white_noise_variance
 from flowprior.warmstart.ensemble import ensemble_passes, first_orientation
 from flowprior.warmstart.identity import fill_missing_pixels
-from flowprior.warmstart.sure import shrink_towards_input
+from flowprior.warmstart.sure import Probe, probe, shrink_towards_input
+from flowprior.warmstart.wiener import wiener_blend
 
 #: model types by their ``method``, the name their checkpoints store (filled by :func:`register_method`)
 METHODS: Registry[type[WarmStartModel]] = Registry("warm-start method")
@@ -213,6 +214,9 @@ class LearnedInitializer(Initializer):
             :mod:`flowprior.warmstart.ensemble`): up to 8× the time for a lower error.
         shrink: with known white Gaussian noise alone, blend the network's output with its input by the weight
             Stein's unbiased risk estimate says is best (:mod:`flowprior.warmstart.sure`; two more single passes).
+        wiener: with known white Gaussian noise alone of σ at most this (0-255 scale), move the (blended) network
+            output towards an empirical Wiener filter that takes it as its pilot, by SURE's weight
+            (:mod:`flowprior.warmstart.wiener`; two Wiener filters, no network pass); 0 never does.
 
     With no checkpoint, a degradation of a kind listed in :attr:`specialists` runs that embedded specialist
     instead of the general model (loaded on first use); ``last_model`` names the embedded model that ran.
@@ -224,15 +228,19 @@ class LearnedInitializer(Initializer):
 
     def __init__(self, checkpoint: str | Path | None = None, seed: int = 0,
                  expected_sha256: str | None = None, unknown: tuple[str, ...] = (), ensemble: int = 1,
-                 shrink: bool = True):
+                 shrink: bool = True, wiener: float = 0.0):
         super().__init__()
         self.unknown = tuple(unknown)
         self.ensemble = ensemble
         self.shrink = shrink
+        self.wiener = wiener
         #: what the network was given on the last call (:func:`flowprior.conditioning.describe`), for the sidecar
         self.last_condition: dict | None = None
         #: SURE's α of each network pass of the last call (empty when no blend ran: the damage is not white noise)
         self.last_shrink: list[float] = []
+        #: per network pass of the last call, SURE's weight on the Wiener estimate (0: not used; empty: the damage
+        #: is not known white noise or the step is off)
+        self.last_wiener: list[float] = []
         embedded = checkpoint is None and expected_sha256 is None
         if embedded:
             checkpoint, expected_sha256 = embedded_warmstart(self.name)
@@ -279,7 +287,7 @@ class LearnedInitializer(Initializer):
 
     @torch.no_grad()
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
-        self.last_shrink = []
+        self.last_shrink, self.last_wiener = [], []
         lq = prepare_input(y, degradation, params)
         model = self.model_for(degradation, params).to(lq.device)
         cond = None
@@ -287,7 +295,8 @@ class LearnedInitializer(Initializer):
             cond = condition_maps(degradation, params, tuple(lq.shape), self.unknown).to(lq.device)
             self.last_condition = describe(cond)
         generator = torch.Generator().manual_seed(self.seed)
-        variance = white_noise_variance(degradation, params, self.unknown) if self.shrink and y.shape[1] == 3 else None
+        white = (self.shrink or self.wiener > 0) and y.shape[1] == 3
+        variance = white_noise_variance(degradation, params, self.unknown) if white else None
         x0 = self._run_blocked(model, lq, cond, generator, variance).clamp(0, 1)
         if y.shape[1] == 1:
             x0 = x0.mean(1, keepdim=True)
@@ -318,7 +327,8 @@ class LearnedInitializer(Initializer):
     def _network(self, model: WarmStartModel, lq: Tensor, cond: Tensor | None, generator: torch.Generator,
                  variance: Tensor | None = None) -> Tensor:
         """One pass (with the self-ensemble); with the ``variance`` of known white noise, blended with its input by
-        SURE (:mod:`flowprior.warmstart.sure`), the α of each pass kept in ``last_shrink``."""
+        SURE (:mod:`flowprior.warmstart.sure`), the α of each pass kept in ``last_shrink``, then refined by the Wiener
+        step where the noise is light enough (``wiener``)."""
         state = generator.get_state()
         def ensemble_pass(image: Tensor, maps: Tensor | None) -> Tensor:
             return model.restore(image, generator, maps)
@@ -331,7 +341,25 @@ class LearnedInitializer(Initializer):
             return first_orientation(lambda i, maps: model.restore(i, torch.Generator().set_state(state), maps),
                                      image, cond, self.ensemble)
 
-        # the ensemble's first pass is the single pass at lq: the blend does not run it again
-        blended, alpha = shrink_towards_input(x0, lq, single_pass, variance, first)
-        self.last_shrink.extend(round(float(a), 4) for a in alpha)
-        return blended
+        # the ensemble's first pass is the single pass at lq: the probe does not run it again
+        probed = probe(single_pass, lq, first)
+        alpha = torch.ones(lq.shape[0], dtype=torch.float64)
+        if self.shrink:
+            x0, alpha = shrink_towards_input(x0, lq, single_pass, variance, probed=probed)
+            self.last_shrink.extend(round(float(a), 4) for a in alpha)
+        return self._wiener_step(x0, lq, variance, probed, alpha)
+
+    def _wiener_step(self, x0: Tensor, lq: Tensor, variance: Tensor, probed: Probe, alpha: Tensor) -> Tensor:
+        """``x0`` moved towards its Wiener estimate by SURE's weight β (:func:`~flowprior.warmstart.wiener.
+        wiener_blend`) on the images whose noise is at most ``wiener`` (σ, 0-255 scale, the 8-bit rounding aside),
+        else ``x0``; β per image in ``last_wiener`` (0: not moved)."""
+        if self.wiener <= 0:
+            return x0
+        limit = (self.wiener / 255.0) ** 2 + ROUNDING_STD**2
+        light = variance.reshape(-1).expand(x0.shape[0]) <= limit + 1e-12
+        if not bool(light.any()):
+            self.last_wiener.extend(0.0 for _ in light)
+            return x0
+        blended, beta = wiener_blend(x0, lq, variance, probed, alpha)
+        self.last_wiener.extend(round(float(b), 4) if keep else 0.0 for b, keep in zip(beta, light))
+        return torch.where(light.reshape(-1, 1, 1, 1), blended, x0)

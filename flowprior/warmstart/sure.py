@@ -22,6 +22,7 @@ is the ensemble's own first orientation, flowprior.warmstart.ensemble.ensemble_p
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -32,27 +33,67 @@ PROBE_STEP = 1e-3
 PROBE_SEED = 0
 
 
+@dataclass(frozen=True)
+class Probe:
+    """One Monte-Carlo probe of an estimator ``f`` at ``y``: the direction ``b ~ N(0, I)``, ``f(y)`` and
+    ``f(y + ε b)`` (ε = :data:`PROBE_STEP`), kept so that an estimate built on ``f`` can be probed along the same
+    direction without running ``f`` again (:mod:`flowprior.warmstart.wiener`)."""
+
+    direction: Tensor
+    at_y: Tensor
+    moved: Tensor
+
+    @property
+    def divergence(self) -> Tensor:
+        """(B,) ``bᵀ (f(y + ε b) − f(y)) / ε``, float64."""
+        return divergence_along(self.direction, self.at_y, self.moved)
+
+
+def divergence_along(direction: Tensor, at_y: Tensor, moved: Tensor) -> Tensor:
+    """(B,) the Monte-Carlo divergence ``bᵀ (g(y + ε b) − g(y)) / ε`` of any estimate ``g`` from its two values."""
+    change = (moved - at_y).to(torch.float64)
+    return (direction.to(torch.float64) * change).flatten(1).sum(1) / PROBE_STEP
+
+
+def probe(f: Callable[[Tensor], Tensor], y: Tensor, fy: Tensor) -> Probe:
+    """Probe ``f`` at ``y`` (``fy = f(y)``) along a direction drawn from :data:`PROBE_SEED`."""
+    b = torch.randn(y.shape, generator=torch.Generator().manual_seed(PROBE_SEED), dtype=torch.float32).to(y)
+    return Probe(b, fy, f(y + PROBE_STEP * b))
+
+
 def probe_divergence(f: Callable[[Tensor], Tensor], y: Tensor, fy: Tensor) -> Tensor:
     """(B,) Monte-Carlo estimate of ``div f`` at ``y`` (``fy = f(y)``), float64."""
-    b = torch.randn(y.shape, generator=torch.Generator().manual_seed(PROBE_SEED), dtype=torch.float32).to(y)
-    change = (f(y + PROBE_STEP * b) - fy).to(torch.float64)
-    return (b.to(torch.float64) * change).flatten(1).sum(1) / PROBE_STEP
+    return probe(f, y, fy).divergence
+
+
+def sure_weight_between(y: Tensor, a: Tensor, b: Tensor, divergence_a: Tensor, divergence_b: Tensor,
+                        variance: Tensor, fallback: float) -> Tensor:
+    """(B,) the β in [0, 1] whose blend ``a + β (b − a)`` of two estimates of the clean image from ``y`` has the
+    least SURE: ``β* = −(⟨a − y, b − a⟩ + v (D_b − D_a)) / ‖b − a‖²`` (the derivative of ``‖a − y + β (b − a)‖² +
+    2 v ((1 − β) D_a + β D_b)``); ``fallback`` where it is undefined (``a == b``, non-finite)."""
+    a64, d = a.to(torch.float64), (b.to(torch.float64) - a.to(torch.float64))
+    cross = ((a64 - y.to(torch.float64)) * d).flatten(1).sum(1)
+    spread = d.pow(2).flatten(1).sum(1)
+    v = variance.to(torch.float64).reshape(-1)
+    beta = -(cross + v * (divergence_b - divergence_a)) / spread
+    return torch.where(torch.isfinite(beta), beta, torch.full_like(beta, fallback)).clamp(0.0, 1.0)
 
 
 def sure_weight(y: Tensor, x0: Tensor, divergence: Tensor, variance: Tensor) -> Tensor:
-    """(B,) the SURE-optimal α in [0, 1] (module docstring); 1 where it is undefined (``x0 == y``, non-finite)."""
-    residual = (x0.to(torch.float64) - y.to(torch.float64)).pow(2).flatten(1).sum(1)
-    values = y[0].numel()
-    alpha = variance.to(torch.float64).reshape(-1) * (values - divergence) / residual
-    return torch.where(torch.isfinite(alpha), alpha, torch.ones_like(alpha)).clamp(0.0, 1.0)
+    """(B,) the SURE-optimal α in [0, 1] (module docstring); 1 where it is undefined (``x0 == y``, non-finite): the
+    blend between the input itself (divergence N) and ``x0``."""
+    values = torch.full_like(divergence, float(y[0].numel()))
+    return sure_weight_between(y, y, x0, values, divergence, variance, fallback=1.0)
 
 
 def shrink_towards_input(x0: Tensor, y: Tensor, single_pass: Callable[[Tensor], Tensor],
-                         variance: Tensor, single_at_y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                         variance: Tensor, single_at_y: Tensor | None = None,
+                         probed: Probe | None = None) -> tuple[Tensor, Tensor]:
     """(``y + α* (x0 − y)``, α*) for the warm start ``x0`` of ``y``; ``single_pass`` is the network without the
     self-ensemble (for the divergence), ``single_at_y`` its output at ``y`` when the caller has it already (without
-    an ensemble it is ``x0``), and ``variance`` the (B,) or scalar noise variance per value ([0, 1] scale). A new
-    tensor; ``x0`` and ``y`` are not changed."""
-    fy = single_pass(y) if single_at_y is None else single_at_y
-    alpha = sure_weight(y, x0, probe_divergence(single_pass, y, fy), variance)
+    an ensemble it is ``x0``), ``probed`` the probe when the caller has run it, and ``variance`` the (B,) or scalar
+    noise variance per value ([0, 1] scale). A new tensor; ``x0`` and ``y`` are not changed."""
+    if probed is None:
+        probed = probe(single_pass, y, single_pass(y) if single_at_y is None else single_at_y)
+    alpha = sure_weight(y, x0, probed.divergence, variance)
     return y + alpha.to(x0.dtype).reshape(-1, 1, 1, 1) * (x0 - y), alpha
