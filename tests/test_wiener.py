@@ -124,3 +124,16 @@ def test_the_default_path_runs_the_step_at_light_noise_and_the_sidecar_says_so(t
                      f"noise.sigma={sigma}", "--quiet"]) == 0
         beta = json.loads(sidecar_path(target).read_text())["warm_start_wiener"]
         assert len(beta) == 1 and ((0 < beta[0] <= 1) if runs else beta[0] == 0.0)
+
+
+def test_a_negative_noise_limit_is_refused_with_a_clear_message(tmp_path, crop):
+    import numpy as np
+    from PIL import Image
+
+    from flowprior.cli import main
+
+    source = tmp_path / "noisy.png"
+    Image.fromarray((crop[0, :, :32, :32].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(source)
+    assert main(["restore", str(source), "-o", str(tmp_path / "out.png"), "--degradation", "noise", "--set",
+                 "noise.sigma=5", "--set", "init_wiener=-1", "--quiet"]) == 2
+    assert not (tmp_path / "out.png").exists()

@@ -39,6 +39,9 @@ def make_initializer(recipe: RestoreRecipe):
             raise UsageError(f"init_checkpoint={recipe.init_checkpoint} is set but init is 'identity', which "
                              "loads no model; choose a learned init (--init resflow|irflow|flowie)")
         return get_initializer("identity")
+    if not recipe.init_wiener >= 0:  # NaN too
+        raise UsageError(f"init_wiener={recipe.init_wiener}: the largest noise σ (0-255) the Wiener step runs at must "
+                         "be ≥ 0 (0 turns it off)")
     unknown = set(recipe.init_unknown) - set(QUANTITIES)
     if unknown:
         raise UsageError(f"init_unknown: {sorted(unknown)} are not quantities a warm start reads "
