@@ -49,10 +49,13 @@ class Probe:
         return divergence_along(self.direction, self.at_y, self.moved)
 
 
-def divergence_along(direction: Tensor, at_y: Tensor, moved: Tensor) -> Tensor:
-    """(B,) the Monte-Carlo divergence ``bᵀ (g(y + ε b) − g(y)) / ε`` of any estimate ``g`` from its two values."""
-    change = (moved - at_y).to(torch.float64)
-    return (direction.to(torch.float64) * change).flatten(1).sum(1) / PROBE_STEP
+def divergence_along(direction: Tensor, at_y: Tensor, moved: Tensor, values: Tensor | None = None) -> Tensor:
+    """(B,) the Monte-Carlo divergence ``bᵀ (g(y + ε b) − g(y)) / ε`` of any estimate ``g`` from its two values;
+    with a 0/1 ``values`` mask, the part of it on those values."""
+    change = (moved - at_y).to(torch.float64) * direction.to(torch.float64)
+    if values is not None:
+        change = change * values
+    return change.flatten(1).sum(1) / PROBE_STEP
 
 
 def probe(f: Callable[[Tensor], Tensor], y: Tensor, fy: Tensor) -> Probe:
@@ -67,13 +70,15 @@ def probe_divergence(f: Callable[[Tensor], Tensor], y: Tensor, fy: Tensor) -> Te
 
 
 def sure_weight_between(y: Tensor, a: Tensor, b: Tensor, divergence_a: Tensor, divergence_b: Tensor,
-                        variance: Tensor, fallback: float) -> Tensor:
+                        variance: Tensor, fallback: float, values: Tensor | None = None) -> Tensor:
     """(B,) the β in [0, 1] whose blend ``a + β (b − a)`` of two estimates of the clean image from ``y`` has the
     least SURE: ``β* = −(⟨a − y, b − a⟩ + v (D_b − D_a)) / ‖b − a‖²`` (the derivative of ``‖a − y + β (b − a)‖² +
-    2 v ((1 − β) D_a + β D_b)``); ``fallback`` where it is undefined (``a == b``, non-finite)."""
+    2 v ((1 − β) D_a + β D_b)``); ``fallback`` where it is undefined (``a == b``, non-finite). With a 0/1 ``values``
+    mask the sums run over those values only (the divergences must be their parts on the same values)."""
     a64, d = a.to(torch.float64), (b.to(torch.float64) - a.to(torch.float64))
-    cross = ((a64 - y.to(torch.float64)) * d).flatten(1).sum(1)
-    spread = d.pow(2).flatten(1).sum(1)
+    weight = torch.ones_like(d) if values is None else values.to(torch.float64)
+    cross = ((a64 - y.to(torch.float64)) * d * weight).flatten(1).sum(1)
+    spread = (d.pow(2) * weight).flatten(1).sum(1)
     v = variance.to(torch.float64).reshape(-1)
     beta = -(cross + v * (divergence_b - divergence_a)) / spread
     return torch.where(torch.isfinite(beta), beta, torch.full_like(beta, fallback)).clamp(0.0, 1.0)

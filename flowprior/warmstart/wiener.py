@@ -16,11 +16,17 @@ How much of it to take differs from photo to photo: on sharp, textured photos th
 than the Wiener filter's leftover noise, on smooth ones (underwater scenes, wallpapers) the reverse. So the warm start
 moves towards the Wiener estimate by the weight β that minimizes Stein's unbiased risk estimate
 (:func:`wiener_blend`, the same estimate that weighs the network against its input, flowprior.warmstart.sure).
+SURE assumes Gaussian noise around the clean value, but a stored image clips its noise at 0 and 1: near the bounds
+the clipped noise reads as an error the estimate does not have (at σ 25, SURE put the warm start's squared error on
+a crop with dark areas at −303 against a true +72), and β came out far too large at strong noise. So β is chosen on
+the values whose estimate lies more than :data:`SURE_MARGIN` noise stds inside [0, 1] (:func:`away_from_the_bounds`).
+
 Chosen on validation crops (256², the training pool's held-out photos, 16 spread evenly over the photos and 16 drawn
-by area, docs/benchmarks.md "Wiener refinement"): +0.73 / +0.40 dB at σ 1, +0.67 / +0.33 at σ 2, +0.40 / +0.05 at
-σ 5, +0.29 / −0.05 at σ 7, +0.16 / −0.18 at σ 10; at σ 15-25 SURE's β comes out too large (up to −0.84 dB), so the
-step runs only up to a σ the recipe sets (``init_wiener``, 7 in the default recipe). ``g`` = :data:`GAIN` was
-chosen on the same crops (1, 1.5 and 2 tried).
+by area, docs/benchmarks.md "Wiener refinement"), the step against the warm start: +0.67 / +0.33 dB at σ 2,
++0.44 / +0.12 at σ 5, +0.33 / +0.02 at σ 10, +0.23 / −0.02 at σ 15, +0.07 / −0.04 at σ 25 (before the margin:
+−0.04 / −0.40 at σ 15 and −0.43 / −0.84 at σ 25). The recipe sets the largest σ it runs at (``init_wiener``, 25 in the
+default recipe: the training range of the warm start goes to 50, and above 25 it was not measured). ``g`` =
+:data:`GAIN` was chosen on the same crops (1, 1.5 and 2 tried).
 
 Every output pixel depends on the input and the pilot within 7 pixels, so a warm start computed block by block
 with a halo (``flowprior.warm_bands``) keeps the whole-image values.
@@ -42,6 +48,9 @@ BLOCK = 8
 #: ``g`` in ``w = P² / (P² + g v)``: > 1 shrinks a little harder than the pilot's own estimate says, because the
 #: pilot's coefficients carry errors of their own (chosen on validation crops, module docstring)
 GAIN = 1.5
+#: how many noise stds inside [0, 1] a value's estimate must lie for SURE's β to count it (away_from_the_bounds);
+#: the one margin tried, on the validation crops (docs/benchmarks.md "Wiener refinement")
+SURE_MARGIN = 2.0
 #: rows filtered at once (plus 7 rows of context each side): bounds the memory (~20 kB a column of a strip) and keeps
 #: it in cache; 64 was the fastest of 16-128 on a 256² image (0.15-0.3 s a filter on 2 threads, 2x the whole image's)
 STRIP = 64
@@ -136,6 +145,14 @@ def wiener_refine(y: Tensor, pilot: Tensor, variance: Tensor, gain: float = GAIN
     return torch.where(torch.isfinite(refined), refined, pilot.float())
 
 
+def away_from_the_bounds(x0: Tensor, variance: Tensor) -> Tensor:
+    """(B, C, H, W) float64 0/1: the values whose estimate lies more than :data:`SURE_MARGIN` noise stds inside
+    [0, 1], where the stored input's noise is not clipped (module docstring); β is chosen on these alone."""
+    margin = SURE_MARGIN * variance.to(torch.float64).reshape(-1, 1, 1, 1).sqrt()
+    x = x0.to(torch.float64)
+    return ((x > margin) & (x < 1 - margin)).to(torch.float64)
+
+
 def wiener_blend(x0: Tensor, y: Tensor, variance: Tensor, probed: Probe, alpha: Tensor) -> tuple[Tensor, Tensor]:
     """(``x0 + β* (W − x0)``, β*): the warm start ``x0`` moved towards its Wiener estimate ``W = wiener_refine(y,
     x0)`` by the weight SURE says is best (:func:`~flowprior.warmstart.sure.sure_weight_between`), per image.
@@ -149,8 +166,10 @@ def wiener_blend(x0: Tensor, y: Tensor, variance: Tensor, probed: Probe, alpha: 
     moved_pilot = x0 + a * (probed.moved - probed.at_y) + (1 - a) * step
     at_y = wiener_refine(y, x0, variance)
     moved = wiener_refine(y + step, moved_pilot, variance)
-    values = float(y[0].numel())
-    divergence_x0 = (1 - alpha.to(torch.float64)) * values + alpha.to(torch.float64) * probed.divergence
-    divergence_w = divergence_along(probed.direction, at_y, moved)
-    beta = sure_weight_between(y, x0, at_y, divergence_x0, divergence_w, variance, fallback=0.0)
+    inside = away_from_the_bounds(x0, variance)
+    a64 = alpha.to(torch.float64)
+    divergence_x0 = (1 - a64) * inside.flatten(1).sum(1) + a64 * divergence_along(
+        probed.direction, probed.at_y, probed.moved, inside)
+    divergence_w = divergence_along(probed.direction, at_y, moved, inside)
+    beta = sure_weight_between(y, x0, at_y, divergence_x0, divergence_w, variance, fallback=0.0, values=inside)
     return x0 + beta.to(x0.dtype).reshape(-1, 1, 1, 1) * (at_y.to(x0.dtype) - x0), beta
