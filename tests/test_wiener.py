@@ -137,3 +137,18 @@ def test_a_negative_noise_limit_is_refused_with_a_clear_message(tmp_path, crop):
     assert main(["restore", str(source), "-o", str(tmp_path / "out.png"), "--degradation", "noise", "--set",
                  "noise.sigma=5", "--set", "init_wiener=-1", "--quiet"]) == 2
     assert not (tmp_path / "out.png").exists()
+
+
+def test_sure_leaves_out_the_values_whose_noise_the_stored_image_clipped(monkeypatch):
+    """A dark astronaut crop (two thirds of it below 0.1) at σ 25: counting the values near 0, where the clipped
+    noise reads as error, SURE took the Wiener estimate whole (β 1.0) where the best β is 0; counting only those
+    2 noise stds inside [0, 1] it takes 0.48."""
+    dark = natural_crop(96, 96, top=380, left=380).float()
+    y, op, params = noisy(dark, 25)
+    betas = {}
+    for margin in (wiener.SURE_MARGIN, 0.0):
+        monkeypatch.setattr(wiener, "SURE_MARGIN", margin)
+        initializer = get_initializer("irflow", seed=0, ensemble=8, wiener=50.0)
+        initializer(y, op, params)
+        betas[margin] = initializer.last_wiener[0]
+    assert betas[2.0] < 0.75 and betas[0.0] > betas[2.0] + 0.3
