@@ -152,3 +152,18 @@ def test_sure_leaves_out_the_values_whose_noise_the_stored_image_clipped(monkeyp
         initializer(y, op, params)
         betas[margin] = initializer.last_wiener[0]
     assert betas[2.0] < 0.75 and betas[0.0] > betas[2.0] + 0.3
+
+
+def test_with_the_blend_off_and_the_noise_above_the_limit_no_probe_runs(monkeypatch, crop):
+    """The probe is a network pass; when neither the SURE blend nor the Wiener step will use it, it is not run."""
+    y, op, params = noisy(crop[..., :64, :64], 25)
+    calls = []
+    for wiener_limit, probes in ((10.0, 0), (50.0, 1)):
+        initializer = get_initializer("irflow", seed=0, ensemble=8, shrink=False, wiener=wiener_limit)
+        model = initializer.model_for(op, params)
+        monkeypatch.setattr(model, "restore", lambda *a, restore=model.restore: calls.append(1) or restore(*a))
+        calls.clear()
+        initializer(y, op, params)
+        monkeypatch.undo()
+        assert len(calls) == 8 + probes and len(initializer.last_wiener) == 1
+        assert probes or initializer.last_wiener == [0.0]

@@ -341,22 +341,30 @@ class LearnedInitializer(Initializer):
             return first_orientation(lambda i, maps: model.restore(i, torch.Generator().set_state(state), maps),
                                      image, cond, self.ensemble)
 
+        light = self._light_noise(variance, lq.shape[0])
+        if not (self.shrink or bool(light.any())):  # neither step runs: no probe (a network pass) for nothing
+            return self._wiener_step(x0, lq, variance, light)
         # the ensemble's first pass is the single pass at lq: the probe does not run it again
         probed = probe(single_pass, lq, first)
         alpha = torch.ones(lq.shape[0], dtype=torch.float64)
         if self.shrink:
             x0, alpha = shrink_towards_input(x0, lq, single_pass, variance, probed=probed)
             self.last_shrink.extend(round(float(a), 4) for a in alpha)
-        return self._wiener_step(x0, lq, variance, probed, alpha)
+        return self._wiener_step(x0, lq, variance, light, probed, alpha)
 
-    def _wiener_step(self, x0: Tensor, lq: Tensor, variance: Tensor, probed: Probe, alpha: Tensor) -> Tensor:
+    def _light_noise(self, variance: Tensor, batch: int) -> Tensor:
+        """(B,) whether each image's noise is at most ``wiener`` (σ, 0-255 scale, the 8-bit rounding aside); all
+        False when the Wiener step is off."""
+        limit = (self.wiener / 255.0) ** 2 + ROUNDING_STD**2
+        return (variance.reshape(-1).expand(batch) <= limit + 1e-12) & (self.wiener > 0)
+
+    def _wiener_step(self, x0: Tensor, lq: Tensor, variance: Tensor, light: Tensor, probed: Probe | None = None,
+                     alpha: Tensor | None = None) -> Tensor:
         """``x0`` moved towards its Wiener estimate by SURE's weight β (:func:`~flowprior.warmstart.wiener.
-        wiener_blend`) on the images whose noise is at most ``wiener`` (σ, 0-255 scale, the 8-bit rounding aside),
-        else ``x0``; β per image in ``last_wiener`` (0: not moved)."""
+        wiener_blend`) on the ``light`` images, else ``x0``; β per image in ``last_wiener`` (0: not moved; nothing
+        recorded when the step is off). ``probed`` and ``alpha`` are needed only when some image is light."""
         if self.wiener <= 0:
             return x0
-        limit = (self.wiener / 255.0) ** 2 + ROUNDING_STD**2
-        light = variance.reshape(-1).expand(x0.shape[0]) <= limit + 1e-12
         if not bool(light.any()):
             self.last_wiener.extend(0.0 for _ in light)
             return x0
