@@ -35,6 +35,22 @@ def noisy_crops(clean: torch.Tensor, sigma: float, seed: int = 7) -> torch.Tenso
     return ((clean + sigma / 255 * noise) * 255).round().clamp(0, 255) / 255
 
 
+def add_crop_arguments(parser: argparse.ArgumentParser, sigmas: str) -> None:
+    """The validation crops' and the run's options, shared by the noise-step benchmarks."""
+    parser.add_argument("--sigmas", default=sigmas)
+    parser.add_argument("--root", default="data/train")
+    parser.add_argument("--crops", type=int, default=16)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--image-weighting", default="uniform", choices=sorted(IMAGE_WEIGHTINGS))
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def clean_crops(args: argparse.Namespace) -> torch.Tensor:
+    """Set the threads and cut the validation crops :func:`add_crop_arguments` describes."""
+    torch.set_num_threads(args.threads)
+    return validation_crops(args.root, args.crops, args.size, weighting=args.image_weighting)
+
+
 def one_by_one(initializer, y: torch.Tensor, sigma: float) -> tuple[torch.Tensor, list[float]]:
     """The initializer on each crop alone (as a restore sees it) and its ``last_wiener`` per crop."""
     op = parse("noise", {"noise.sigma": sigma})
@@ -48,16 +64,10 @@ def one_by_one(initializer, y: torch.Tensor, sigma: float) -> tuple[torch.Tensor
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sigmas", default="1,2,5,7,10,15,25")
+    add_crop_arguments(parser, "1,2,5,7,10,15,25")
     parser.add_argument("--gains", default="1,1.5,2")
-    parser.add_argument("--root", default="data/train")
-    parser.add_argument("--crops", type=int, default=16)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--image-weighting", default="uniform", choices=sorted(IMAGE_WEIGHTINGS))
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    clean = validation_crops(args.root, args.crops, args.size, weighting=args.image_weighting)
+    clean = clean_crops(args)
     plain = get_initializer("irflow", seed=0, ensemble=8)
     stepped = get_initializer("irflow", seed=0, ensemble=8, wiener=1e3)  # every σ: SURE's β alone decides
 

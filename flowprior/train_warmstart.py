@@ -24,6 +24,7 @@ from flowprior.hashing import file_sha256
 from flowprior.metrics import psnr
 from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
+from flowprior.repeated_patches import repeat_some
 from flowprior.train_prior import DataSection, make_patch_sources
 from flowprior.training import Cadence, open_run, reseed_rank, resume_from, run_training
 from flowprior.warmstart.flowie import FlowIEConfig
@@ -64,6 +65,8 @@ class WarmstartDataSection(DataSection):
     # conditioned networks: chance that a sample's noise level (and, independently, its JPEG tables) is
     # withheld, so the network also learns blind restoration
     unknown_probability: float = 0.2
+    # share of training patches replaced by periodic tilings of a tile of their own (flowprior.repeated_patches)
+    repeated: float = 0.0
 
 
 @dataclass
@@ -101,6 +104,8 @@ class WarmstartTrainRecipe:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
+        if not 0.0 <= self.data.repeated <= 1.0:
+            raise ValueError(f"data.repeated is a share of the patches, in [0, 1], not {self.data.repeated}")
 
     def build_model(self) -> WarmStartModel:
         return build_warmstart({"method": self.method, **to_dict(getattr(self, self.method))})
@@ -301,7 +306,7 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
             state["phase"], state["phase_start"] = phase, state["step"]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(opt, state["step"] - state["phase_start"], opt.steps - state["phase_start"])
-        hq = as_rgb(train_source.sample(batch, generator).float())
+        hq = repeat_some(as_rgb(train_source.sample(batch, generator).float()), data.repeated, generator)
         lq, cond = synthesize_mixture(hq, mixture, data.groups, generator, conditioned)
         if cond is not None and data.unknown_probability > 0:
             cond = drop_unknown(cond, data.unknown_probability, generator)

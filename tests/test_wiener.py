@@ -9,8 +9,7 @@ import torch
 
 from degradations import parse
 from flowprior.metrics import psnr
-from flowprior.warmstart import get_initializer
-from flowprior.warmstart import wiener
+from flowprior.warmstart import get_initializer, sure, wiener
 from flowprior.warmstart.wiener import wiener_refine
 from tests.conftest import natural_crop
 
@@ -146,8 +145,8 @@ def test_sure_leaves_out_the_values_whose_noise_the_stored_image_clipped(monkeyp
     dark = natural_crop(96, 96, top=380, left=380).float()
     y, op, params = noisy(dark, 25)
     betas = {}
-    for margin in (wiener.SURE_MARGIN, 0.0):
-        monkeypatch.setattr(wiener, "SURE_MARGIN", margin)
+    for margin in (sure.SURE_MARGIN, 0.0):
+        monkeypatch.setattr(sure, "SURE_MARGIN", margin)
         initializer = get_initializer("irflow", seed=0, ensemble=8, wiener=50.0)
         initializer(y, op, params)
         betas[margin] = initializer.last_wiener[0]

@@ -19,7 +19,8 @@ moves towards the Wiener estimate by the weight β that minimizes Stein's unbias
 SURE assumes Gaussian noise around the clean value, but a stored image clips its noise at 0 and 1: near the bounds
 the clipped noise reads as an error the estimate does not have (at σ 25, SURE put the warm start's squared error on
 a crop with dark areas at −303 against a true +72), and β came out far too large at strong noise. So β is chosen on
-the values whose estimate lies more than :data:`SURE_MARGIN` noise stds inside [0, 1] (:func:`away_from_the_bounds`).
+the values whose estimate lies more than :data:`~flowprior.warmstart.sure.SURE_MARGIN` noise stds inside [0, 1]
+(:func:`~flowprior.warmstart.sure.away_from_the_bounds`).
 
 Chosen on validation crops (256², the training pool's held-out photos, 16 spread evenly over the photos and 16 drawn
 by area, docs/benchmarks.md "Wiener refinement"), the step against the warm start: +0.67 / +0.33 dB at σ 2,
@@ -41,16 +42,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from flowprior.warmstart.sure import PROBE_STEP, Probe, divergence_along, sure_weight_between
+from flowprior.warmstart.sure import (
+    PROBE_STEP,
+    Probe,
+    away_from_the_bounds,
+    divergence_along,
+    sure_weight_between,
+)
 
 #: DCT block side
 BLOCK = 8
 #: ``g`` in ``w = P² / (P² + g v)``: > 1 shrinks a little harder than the pilot's own estimate says, because the
 #: pilot's coefficients carry errors of their own (chosen on validation crops, module docstring)
 GAIN = 1.5
-#: how many noise stds inside [0, 1] a value's estimate must lie for SURE's β to count it (away_from_the_bounds);
-#: the one margin tried, on the validation crops (docs/benchmarks.md "Wiener refinement")
-SURE_MARGIN = 2.0
 #: rows filtered at once (plus 7 rows of context each side): bounds the memory (~20 kB a column of a strip) and keeps
 #: it in cache; 64 was the fastest of 16-128 on a 256² image (0.15-0.3 s a filter on 2 threads, 2x the whole image's)
 STRIP = 64
@@ -143,14 +147,6 @@ def wiener_refine(y: Tensor, pilot: Tensor, variance: Tensor, gain: float = GAIN
                                                  per_plane.to(y.device), gain)
     refined = _from_opponent(out.reshape(b, 3, h, w))
     return torch.where(torch.isfinite(refined), refined, pilot.float())
-
-
-def away_from_the_bounds(x0: Tensor, variance: Tensor) -> Tensor:
-    """(B, C, H, W) float64 0/1: the values whose estimate lies more than :data:`SURE_MARGIN` noise stds inside
-    [0, 1], where the stored input's noise is not clipped (module docstring); β is chosen on these alone."""
-    margin = SURE_MARGIN * variance.to(torch.float64).reshape(-1, 1, 1, 1).sqrt()
-    x = x0.to(torch.float64)
-    return ((x > margin) & (x < 1 - margin)).to(torch.float64)
 
 
 def wiener_blend(x0: Tensor, y: Tensor, variance: Tensor, probed: Probe, alpha: Tensor) -> tuple[Tensor, Tensor]:
