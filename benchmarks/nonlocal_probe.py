@@ -69,8 +69,9 @@ def _bm3d(y: Tensor, sigma: float) -> Tensor | None:
     return torch.stack([torch.from_numpy(np.ascontiguousarray(o)).permute(2, 0, 1).float() for o in outs])
 
 
-def one_crop(initializer, y: Tensor, clean: Tensor, sigma: float) -> dict[str, float]:
-    """The warm start of one crop, the non-local step's estimate, and the blend with the oracle and with SURE's β."""
+def one_crop(initializer, y: Tensor, clean: Tensor, sigma: float) -> dict[str, float | Tensor]:
+    """PSNR of one crop's warm start and of its blend with the non-local step at the oracle's and at SURE's β,
+    that β, and the warm start itself (``"out"``, for the comparison with BM3D)."""
     op = parse("noise", {"noise.sigma": sigma})
     params = op.sample_params(tuple(y.shape), torch.Generator().manual_seed(0))
     direction = torch.randn(y.shape, generator=torch.Generator().manual_seed(0))

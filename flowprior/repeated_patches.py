@@ -34,9 +34,9 @@ def repeat_some(hq: Tensor, share: float, generator: torch.Generator) -> Tensor:
         return hq
     out = hq.clone()
     height, width = hq.shape[-2:]
+    low, high = PERIODS[0], min(PERIODS[1], height, width)
     chosen = torch.rand(hq.shape[0], generator=generator) < share
     for i in torch.nonzero(chosen).flatten().tolist():
-        low, high = PERIODS[0], min(PERIODS[1], height, width)
         py, px = (int(torch.randint(low, high + 1, (1,), generator=generator)) for _ in range(2))
         top = int(torch.randint(0, height - py + 1, (1,), generator=generator))
         left = int(torch.randint(0, width - px + 1, (1,), generator=generator))

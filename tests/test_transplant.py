@@ -149,13 +149,13 @@ def test_the_widened_irflow_recipe_starts_from_the_embedded_model_on_its_data():
     assert wide.optim.init_from == "flowprior/weights/warmstart-irflow.pt"
 
 
-@pytest.mark.parametrize("name,start,data_of", [
-    ("warmstart-irflow-noise", "warmstart-irflow", "warmstart-irflow-noise"),
-    ("warmstart-irflow-jpeg", "warmstart-irflow", "warmstart-irflow-jpeg"),
-    ("warmstart-irflow-noise-top32", "warmstart-irflow-noise", "warmstart-irflow-noise"),
-    ("warmstart-irflow-noise-repeated", "warmstart-irflow-noise", "warmstart-irflow-noise-spread"),
+@pytest.mark.parametrize("name,start,data_of,repeated", [
+    ("warmstart-irflow-noise", "warmstart-irflow", "warmstart-irflow-noise", 0.0),
+    ("warmstart-irflow-jpeg", "warmstart-irflow", "warmstart-irflow-jpeg", 0.0),
+    ("warmstart-irflow-noise-top32", "warmstart-irflow-noise", "warmstart-irflow-noise", 0.0),
+    ("warmstart-irflow-noise-repeated", "warmstart-irflow-noise", "warmstart-irflow-noise-spread", 0.25),
 ])
-def test_the_specialist_recipes_start_from_an_embedded_model_that_fits(name, start, data_of):
+def test_the_specialist_recipes_start_from_an_embedded_model_that_fits(name, start, data_of, repeated):
     """A specialist fine-tunes an embedded model: its weights must load into the recipe's network (same shapes, or
     widened), and the widened noise run must train on the noise specialist's own data."""
     from flowprior.recipe import find_recipe, load_recipe
@@ -164,7 +164,7 @@ def test_the_specialist_recipes_start_from_an_embedded_model_that_fits(name, sta
     recipe = load_recipe(WarmstartTrainRecipe, find_recipe(name, "train"))
     path, _ = embedded_path(start)
     assert recipe.optim.init_from == f"flowprior/weights/{path.name}"
-    data = dataclasses.replace(recipe.data, repeated=0.0)  # the periodic tilings are the one change allowed
-    assert data == load_recipe(WarmstartTrainRecipe, find_recipe(data_of, "train")).data
+    base = load_recipe(WarmstartTrainRecipe, find_recipe(data_of, "train")).data
+    assert recipe.data == dataclasses.replace(base, repeated=repeated)  # the periodic tilings: the one change allowed
     assert all(m.degradation.split("(")[0] in ("noise", "jpeg") for m in recipe.data.mixture)
     transplant(read_checkpoint(path)["state_dict"], recipe.build_model(), "")
