@@ -31,6 +31,8 @@ TUNING_SETTINGS = {
     "noise7": ("noise", {"noise.sigma": 7}),
     "noise10": ("noise", {"noise.sigma": 10}),
     "noise15": ("noise", {"noise.sigma": 15}),
+    # the top of the warm start's training range
+    "noise50": ("noise", {"noise.sigma": 50}),
 }
 
 

@@ -114,13 +114,13 @@ def test_the_default_path_runs_the_step_at_light_noise_and_the_sidecar_says_so(t
     from flowprior.cli import main
     from flowprior.restore_file import sidecar_path
 
-    for sigma, runs in ((5, True), (30, False)):  # fast.yaml: up to σ 25
+    for sigma, runs in ((5, True), (30, False)):  # fast.yaml: up to σ 25 where the collaborative step is off
         y, _, _ = noisy(crop[..., :64, :64], sigma)
         source = tmp_path / f"noisy{sigma}.png"
         Image.fromarray((y[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(source)
         target = tmp_path / f"out{sigma}.png"
         assert main(["restore", str(source), "-o", str(target), "--degradation", "noise", "--set",
-                     f"noise.sigma={sigma}", "--quiet"]) == 0
+                     f"noise.sigma={sigma}", "--set", "init_collaborative=0", "--quiet"]) == 0
         beta = json.loads(sidecar_path(target).read_text())["warm_start_wiener"]
         assert len(beta) == 1 and ((0 < beta[0] <= 1) if runs else beta[0] == 0.0)
 

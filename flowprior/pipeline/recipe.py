@@ -15,7 +15,7 @@ from flowprior.recipe import from_dict, load_recipe, set_dotted, to_dict
 from flowprior.solver import Stage, coarse_to_fine
 
 RECIPE_SECTIONS = ("degradation", "params", "solver", "tiling", "init", "init_checkpoint", "init_unknown",
-                   "init_ensemble", "init_shrink", "init_wiener", "model", "seed", "posterior")
+                   "init_ensemble", "init_shrink", "init_wiener", "init_collaborative", "model", "seed", "posterior")
 
 
 @dataclass
@@ -174,6 +174,10 @@ class RestoreRecipe:
     # with known white Gaussian noise alone of sigma at most this (0-255 scale), move a learned warm start towards an
     # empirical Wiener filter with it as the pilot, by SURE's weight (flowprior.warmstart.wiener); 0 never does
     init_wiener: float = 0.0
+    # with known white Gaussian noise alone of sigma at most this, move a learned warm start towards the collaborative
+    # filtering of similar blocks (BM3D's estimate) by SURE's weight, in place of the Wiener step
+    # (flowprior.warmstart.collaborative); 0 never does
+    init_collaborative: float = 0.0
     model: str = "default"  # "default" (embedded) or a checkpoint path
     seed: int = 0
     # how `flowprior restore --samples N` samples the posterior around the MAP (the section is inert without it)

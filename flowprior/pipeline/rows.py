@@ -109,6 +109,7 @@ def describe_restore(recipe: RestoreRecipe, prior, bound: BoundOperator, warm: W
         "warm_start_shrink": list(getattr(warm.initializer, "last_shrink", [])),
         # per pass, SURE's weight on the Wiener estimate (flowprior.warmstart.wiener; 0: not used; [] where it cannot run)
         "warm_start_wiener": list(getattr(warm.initializer, "last_wiener", [])),
+        "warm_start_collaborative": list(getattr(warm.initializer, "last_collaborative", [])),
     }
 
 

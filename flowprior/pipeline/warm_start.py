@@ -39,16 +39,18 @@ def make_initializer(recipe: RestoreRecipe):
             raise UsageError(f"init_checkpoint={recipe.init_checkpoint} is set but init is 'identity', which "
                              "loads no model; choose a learned init (--init resflow|irflow|flowie)")
         return get_initializer("identity")
-    if not recipe.init_wiener >= 0:  # NaN too
-        raise UsageError(f"init_wiener={recipe.init_wiener}: the largest noise σ (0-255) the Wiener step runs at must "
-                         "be ≥ 0 (0 turns it off)")
+    for key, step in (("init_wiener", "Wiener"), ("init_collaborative", "collaborative")):
+        if not getattr(recipe, key) >= 0:  # NaN too
+            raise UsageError(f"{key}={getattr(recipe, key)}: the largest noise σ (0-255) the {step} step runs at "
+                             "must be ≥ 0 (0 turns it off)")
     unknown = set(recipe.init_unknown) - set(QUANTITIES)
     if unknown:
         raise UsageError(f"init_unknown: {sorted(unknown)} are not quantities a warm start reads "
                          f"(known: {', '.join(QUANTITIES)})")
     return get_initializer(recipe.init, checkpoint=recipe.init_checkpoint, seed=recipe.seed,
                            unknown=tuple(recipe.init_unknown), ensemble=recipe.init_ensemble,
-                           shrink=recipe.init_shrink, wiener=recipe.init_wiener)
+                           shrink=recipe.init_shrink, wiener=recipe.init_wiener,
+                           collaborative=recipe.init_collaborative)
 
 
 def warm_start(source: ImageRows, recipe: RestoreRecipe, bound: BoundOperator) -> WarmStart:

@@ -59,7 +59,7 @@ class InverseInitializer(Initializer):
     """x0 = the operator undone member by member, last first (module docstring), on the clean grid.
 
     Args:
-        checkpoint, seed, unknown, ensemble, shrink, wiener: those of the IR-Flow denoising step (``make_initializer`` passes the
+        checkpoint, seed, unknown, ensemble, shrink, wiener, collaborative: those of the IR-Flow denoising step (``make_initializer`` passes the
             recipe's; None: the embedded model). ``unknown=("noise",)`` skips the denoising (its σ would be blind).
         denoise: run the denoising step at all (False: the classical inverse alone).
     """
@@ -67,10 +67,10 @@ class InverseInitializer(Initializer):
     name = "inverse"
 
     def __init__(self, checkpoint=None, seed: int = 0, unknown: tuple[str, ...] = (), ensemble: int = 1,
-                 denoise: bool = True, shrink: bool = True, wiener: float = 0.0):
+                 denoise: bool = True, shrink: bool = True, wiener: float = 0.0, collaborative: float = 0.0):
         super().__init__()
         self.denoiser_args = {"checkpoint": checkpoint, "seed": seed, "ensemble": ensemble, "shrink": shrink,
-                              "wiener": wiener}
+                              "wiener": wiener, "collaborative": collaborative}
         self.denoise = denoise and "noise" not in unknown
         self._denoiser = None
         #: what the denoising step was told (the sidecar's ``warm_start_condition``), None when it did not run
@@ -81,6 +81,8 @@ class InverseInitializer(Initializer):
         self.last_shrink: list[float] = []
         #: SURE's weights on the Wiener step of the denoising step (flowprior.warmstart.wiener); [] when it did not run
         self.last_wiener: list[float] = []
+        #: SURE's weights on the collaborative step of the denoising step; [] when it did not run
+        self.last_collaborative: list[float] = []
 
     @torch.no_grad()
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
@@ -116,4 +118,5 @@ class InverseInitializer(Initializer):
         out = self._denoiser(x.clamp(0, 1).float(), noise, noise_params).to(torch.float64)
         self.last_condition, self.last_model = self._denoiser.last_condition, self._denoiser.last_model
         self.last_shrink, self.last_wiener = list(self._denoiser.last_shrink), list(self._denoiser.last_wiener)
+        self.last_collaborative = list(self._denoiser.last_collaborative)
         return out

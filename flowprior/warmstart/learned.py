@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,10 +25,16 @@ from flowprior.conditioning import acting_members, condition_maps, describe
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
 from flowprior.warmstart.base import Initializer, initializer_factory
+from flowprior.warmstart.collaborative import COLLABORATIVE_ENSEMBLE, collaborative_blend
 from flowprior.warmstart.consistency import ROUNDING_STD, consistent_with_input, white_noise_variance
 from flowprior.warmstart.ensemble import ensemble_passes, first_orientation
 from flowprior.warmstart.identity import fill_missing_pixels
-from flowprior.warmstart.sure import Probe, probe, shrink_towards_input
+from flowprior.warmstart.sure import (
+    away_from_the_bounds,
+    probe,
+    shrink_towards_input,
+    shrunk_divergence,
+)
 from flowprior.warmstart.wiener import wiener_blend
 
 #: model types by their ``method``, the name their checkpoints store (filled by :func:`register_method`)
@@ -217,6 +224,9 @@ class LearnedInitializer(Initializer):
         wiener: with known white Gaussian noise alone of σ at most this (0-255 scale), move the (blended) network
             output towards an empirical Wiener filter that takes it as its pilot, by SURE's weight
             (:mod:`flowprior.warmstart.wiener`; two Wiener filters, no network pass); 0 never does.
+        collaborative: likewise, move it towards BM3D's estimate computed on its own by SURE's weight
+            (:mod:`flowprior.warmstart.collaborative`), in place of the Wiener step and with at most
+            :data:`COLLABORATIVE_ENSEMBLE` orientations (its two filters take their time); 0 never does.
 
     With no checkpoint, a degradation of a kind listed in :attr:`specialists` runs that embedded specialist
     instead of the general model (loaded on first use); ``last_model`` names the embedded model that ran.
@@ -228,12 +238,13 @@ class LearnedInitializer(Initializer):
 
     def __init__(self, checkpoint: str | Path | None = None, seed: int = 0,
                  expected_sha256: str | None = None, unknown: tuple[str, ...] = (), ensemble: int = 1,
-                 shrink: bool = True, wiener: float = 0.0):
+                 shrink: bool = True, wiener: float = 0.0, collaborative: float = 0.0):
         super().__init__()
         self.unknown = tuple(unknown)
         self.ensemble = ensemble
         self.shrink = shrink
         self.wiener = wiener
+        self.collaborative = collaborative
         #: what the network was given on the last call (:func:`flowprior.conditioning.describe`), for the sidecar
         self.last_condition: dict | None = None
         #: SURE's α of each network pass of the last call (empty when no blend ran: the damage is not white noise)
@@ -241,6 +252,8 @@ class LearnedInitializer(Initializer):
         #: per network pass of the last call, SURE's weight on the Wiener estimate (0: not used; empty: the damage
         #: is not known white noise or the step is off)
         self.last_wiener: list[float] = []
+        #: per network pass of the last call, SURE's weight on the collaborative estimate (as ``last_wiener``)
+        self.last_collaborative: list[float] = []
         embedded = checkpoint is None and expected_sha256 is None
         if embedded:
             checkpoint, expected_sha256 = embedded_warmstart(self.name)
@@ -287,7 +300,7 @@ class LearnedInitializer(Initializer):
 
     @torch.no_grad()
     def forward(self, y: Tensor, degradation: Degradation, params: dict[str, Tensor]) -> Tensor:
-        self.last_shrink, self.last_wiener = [], []
+        self.last_shrink, self.last_wiener, self.last_collaborative = [], [], []
         lq = prepare_input(y, degradation, params)
         model = self.model_for(degradation, params).to(lq.device)
         cond = None
@@ -295,7 +308,7 @@ class LearnedInitializer(Initializer):
             cond = condition_maps(degradation, params, tuple(lq.shape), self.unknown).to(lq.device)
             self.last_condition = describe(cond)
         generator = torch.Generator().manual_seed(self.seed)
-        white = (self.shrink or self.wiener > 0) and y.shape[1] == 3
+        white = (self.shrink or self.wiener > 0 or self.collaborative > 0) and y.shape[1] == 3
         variance = white_noise_variance(degradation, params, self.unknown) if white else None
         x0 = self._run_blocked(model, lq, cond, generator, variance).clamp(0, 1)
         if y.shape[1] == 1:
@@ -327,47 +340,61 @@ class LearnedInitializer(Initializer):
     def _network(self, model: WarmStartModel, lq: Tensor, cond: Tensor | None, generator: torch.Generator,
                  variance: Tensor | None = None) -> Tensor:
         """One pass (with the self-ensemble); with the ``variance`` of known white noise, blended with its input by
-        SURE (:mod:`flowprior.warmstart.sure`), the α of each pass kept in ``last_shrink``, then refined by the Wiener
-        step where the noise is light enough (``wiener``)."""
+        SURE (:mod:`flowprior.warmstart.sure`), the α of each pass kept in ``last_shrink``, then, where the noise
+        is light enough, moved towards the collaborative estimate (``collaborative``) or else the Wiener one."""
         state = generator.get_state()
+        batch = lq.shape[0]
+        grouped = self._noise_at_most(self.collaborative, variance, batch)
+        ensemble = min(self.ensemble, COLLABORATIVE_ENSEMBLE) if bool(grouped.all()) else self.ensemble
+
         def ensemble_pass(image: Tensor, maps: Tensor | None) -> Tensor:
             return model.restore(image, generator, maps)
 
-        x0, first = ensemble_passes(ensemble_pass, lq, cond, self.ensemble)
+        x0, first = ensemble_passes(ensemble_pass, lq, cond, ensemble)
         if variance is None:
             return x0
 
         def single_pass(image: Tensor) -> Tensor:  # the ensemble's first orientation, with the same draws
             return first_orientation(lambda i, maps: model.restore(i, torch.Generator().set_state(state), maps),
-                                     image, cond, self.ensemble)
+                                     image, cond, ensemble)
 
-        light = self._light_noise(variance, lq.shape[0])
-        if not (self.shrink or bool(light.any())):  # neither step runs: no probe (a network pass) for nothing
-            return self._wiener_step(x0, lq, variance, light)
-        # the ensemble's first pass is the single pass at lq: the probe does not run it again
-        probed = probe(single_pass, lq, first)
-        alpha = torch.ones(lq.shape[0], dtype=torch.float64)
-        if self.shrink:
-            x0, alpha = shrink_towards_input(x0, lq, single_pass, variance, probed=probed)
-            self.last_shrink.extend(round(float(a), 4) for a in alpha)
-        return self._wiener_step(x0, lq, variance, light, probed, alpha)
+        light = self._noise_at_most(self.wiener, variance, batch) & ~grouped
+        probed, alpha = None, torch.ones(batch, dtype=torch.float64)
+        if self.shrink or bool(light.any()) or bool(grouped.any()):  # else no step would use the probe (a pass)
+            # the ensemble's first pass is the single pass at lq: the probe does not run it again
+            probed = probe(single_pass, lq, first)
+            if self.shrink:
+                x0, alpha = shrink_towards_input(x0, lq, single_pass, variance, probed=probed)
+                self.last_shrink.extend(round(float(a), 4) for a in alpha)
 
-    def _light_noise(self, variance: Tensor, batch: int) -> Tensor:
-        """(B,) whether each image's noise is at most ``wiener`` (σ, 0-255 scale, the 8-bit rounding aside); all
-        False when the Wiener step is off."""
-        limit = (self.wiener / 255.0) ** 2 + ROUNDING_STD**2
-        return (variance.reshape(-1).expand(batch) <= limit + 1e-12) & (self.wiener > 0)
+        def towards_collaborative(x: Tensor) -> tuple[Tensor, Tensor]:
+            inside = away_from_the_bounds(x, variance)
+            return collaborative_blend(x, lq, variance, shrunk_divergence(alpha, probed, inside), inside)
 
-    def _wiener_step(self, x0: Tensor, lq: Tensor, variance: Tensor, light: Tensor, probed: Probe | None = None,
-                     alpha: Tensor | None = None) -> Tensor:
-        """``x0`` moved towards its Wiener estimate by SURE's weight β (:func:`~flowprior.warmstart.wiener.
-        wiener_blend`) on the ``light`` images, else ``x0``; β per image in ``last_wiener`` (0: not moved; nothing
-        recorded when the step is off). ``probed`` and ``alpha`` are needed only when some image is light."""
-        if self.wiener <= 0:
+        x0 = self._refined(self.collaborative, grouped, self.last_collaborative, x0, towards_collaborative)
+        return self._refined(self.wiener, light, self.last_wiener, x0,
+                             lambda x: wiener_blend(x, lq, variance, probed, alpha))
+
+    def _noise_at_most(self, sigma: float, variance: Tensor | None, batch: int) -> Tensor:
+        """(B,) whether each image's noise is at most ``sigma`` (0-255 scale, the 8-bit rounding aside); all False
+        when ``sigma`` is 0 (the step is off) or the noise is not known white noise."""
+        if variance is None or sigma <= 0:
+            return torch.zeros(batch, dtype=torch.bool)
+        limit = (sigma / 255.0) ** 2 + ROUNDING_STD**2
+        return variance.reshape(-1).expand(batch) <= limit + 1e-12
+
+    @staticmethod
+    def _refined(limit: float, where: Tensor, record: list[float], x0: Tensor,
+                 blend: Callable[[Tensor], tuple[Tensor, Tensor]]) -> Tensor:
+        """``x0`` moved by ``blend(x0)`` -> (moved, β per image) on the ``where`` images, else ``x0`` (the
+        collaborative step, :func:`~flowprior.warmstart.collaborative.collaborative_blend`, or the Wiener step,
+        :func:`~flowprior.warmstart.wiener.wiener_blend`); β per image appended to ``record`` (0: not moved;
+        nothing when the step is off, ``limit`` 0)."""
+        if limit <= 0:
             return x0
-        if not bool(light.any()):
-            self.last_wiener.extend(0.0 for _ in light)
+        if not bool(where.any()):
+            record.extend(0.0 for _ in where)
             return x0
-        blended, beta = wiener_blend(x0, lq, variance, probed, alpha)
-        self.last_wiener.extend(round(float(b), 4) if keep else 0.0 for b, keep in zip(beta, light))
-        return torch.where(light.reshape(-1, 1, 1, 1), blended, x0)
+        blended, beta = blend(x0)
+        record.extend(round(float(b), 4) if keep else 0.0 for b, keep in zip(beta, where))
+        return torch.where(where.reshape(-1, 1, 1, 1), blended, x0)

@@ -115,3 +115,11 @@ def shrink_towards_input(x0: Tensor, y: Tensor, single_pass: Callable[[Tensor], 
         probed = probe(single_pass, y, single_pass(y) if single_at_y is None else single_at_y)
     alpha = sure_weight(y, x0, probed.divergence, variance)
     return y + alpha.to(x0.dtype).reshape(-1, 1, 1, 1) * (x0 - y), alpha
+
+
+def shrunk_divergence(alpha: Tensor, probed: Probe, values: Tensor) -> Tensor:
+    """(B,) the divergence, on the 0/1 ``values``, of the SURE blend ``y + α (f(y) − y)`` of the probed network
+    ``f``: ``(1 − α) N + α D`` (module docstring), what an estimate blended with it next needs."""
+    a64 = alpha.to(torch.float64)
+    return (1 - a64) * values.flatten(1).sum(1) + a64 * divergence_along(probed.direction, probed.at_y,
+                                                                         probed.moved, values)

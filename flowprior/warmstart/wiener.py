@@ -26,7 +26,9 @@ Chosen on validation crops (256², the training pool's held-out photos, 16 sprea
 by area, docs/benchmarks.md "Wiener refinement"), the step against the warm start: +0.67 / +0.33 dB at σ 2,
 +0.44 / +0.12 at σ 5, +0.33 / +0.02 at σ 10, +0.23 / −0.02 at σ 15, +0.07 / −0.04 at σ 25 (before the margin:
 −0.04 / −0.40 at σ 15 and −0.43 / −0.84 at σ 25). The recipe sets the largest σ it runs at (``init_wiener``, 25 in the
-default recipe: the training range of the warm start goes to 50, and above 25 it was not measured). ``g`` =
+default recipe: the training range of the warm start goes to 50, and above 25 it was not measured). Since session 15
+the default recipe runs the collaborative step (:mod:`flowprior.warmstart.collaborative`) in its place, which gained
+more on the same crops; this step runs where that one is off. ``g`` =
 :data:`GAIN` was chosen on the same crops (1, 1.5 and 2 tried).
 
 Every output pixel depends on the input and the pilot within 7 pixels, so a warm start computed block by block
@@ -47,6 +49,7 @@ from flowprior.warmstart.sure import (
     Probe,
     away_from_the_bounds,
     divergence_along,
+    shrunk_divergence,
     sure_weight_between,
 )
 
@@ -163,9 +166,7 @@ def wiener_blend(x0: Tensor, y: Tensor, variance: Tensor, probed: Probe, alpha: 
     at_y = wiener_refine(y, x0, variance)
     moved = wiener_refine(y + step, moved_pilot, variance)
     inside = away_from_the_bounds(x0, variance)
-    a64 = alpha.to(torch.float64)
-    divergence_x0 = (1 - a64) * inside.flatten(1).sum(1) + a64 * divergence_along(
-        probed.direction, probed.at_y, probed.moved, inside)
+    divergence_x0 = shrunk_divergence(alpha, probed, inside)
     divergence_w = divergence_along(probed.direction, at_y, moved, inside)
     beta = sure_weight_between(y, x0, at_y, divergence_x0, divergence_w, variance, fallback=0.0, values=inside)
     return x0 + beta.to(x0.dtype).reshape(-1, 1, 1, 1) * (at_y.to(x0.dtype) - x0), beta
