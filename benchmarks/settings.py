@@ -31,6 +31,8 @@ TUNING_SETTINGS = {
     "noise7": ("noise", {"noise.sigma": 7}),
     "noise10": ("noise", {"noise.sigma": 10}),
     "noise15": ("noise", {"noise.sigma": 15}),
+    # just above Table 1's sigma 25, where an estimated sigma lands about half the time
+    "noise30": ("noise", {"noise.sigma": 30}),
     # the top of the warm start's training range
     "noise50": ("noise", {"noise.sigma": 50}),
 }
