@@ -118,6 +118,23 @@ def test_the_blend_weight_follows_the_best_one(repeated, crop):
             assert float(beta) > 0.8
 
 
+def test_images_the_step_does_not_keep_are_not_filtered(repeated, crop, monkeypatch):
+    """In a batch where only the first image runs the step, the filter runs twice (the estimate and its probe) and
+    only on it; the second comes back as it was with β 0, and the first as it does alone."""
+    y = torch.cat([noisy(repeated, 25)[0], noisy(crop, 25)[0]])
+    variance = torch.full((2,), (25 / 255) ** 2)
+    x0 = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(y, [1] * 4, mode="reflect"), 3, stride=1)
+    inside = away_from_the_bounds(x0, variance)
+    divergence = inside.flatten(1).sum(1) / 9
+    alone, beta_alone = collaborative_blend(x0[:1], y[:1], variance[:1], divergence[:1], inside[:1])
+    calls = []
+    monkeypatch.setattr(collaborative, "collaborative_estimate",
+                        lambda image, v, run=collaborative_estimate: calls.append(1) or run(image, v))
+    out, beta = collaborative_blend(x0, y, variance, divergence, inside, torch.tensor([True, False]))
+    assert len(calls) == 2 and float(beta[1]) == 0.0 and torch.equal(out[1], x0[1])
+    assert torch.allclose(out[:1], alone) and float(beta[0]) == float(beta_alone[0])
+
+
 def test_the_default_path_runs_the_step_with_four_orientations(crop, monkeypatch):
     """With the step on, a σ 25 image runs 4 orientations and one probe pass (not 8), records β, and a σ above the
     limit runs the full ensemble and records 0."""
@@ -131,8 +148,10 @@ def test_the_default_path_runs_the_step_with_four_orientations(crop, monkeypatch
         initializer(y, op, params)
         monkeypatch.undo()
         assert len(calls) == passes and len(initializer.last_collaborative) == 1
-        assert (initializer.last_collaborative[0] > 0) == ran or not ran
-        assert ran or initializer.last_collaborative == [0.0]
+        if ran:
+            assert initializer.last_collaborative[0] > 0
+        else:
+            assert initializer.last_collaborative == [0.0]
 
 
 def test_the_step_gains_on_a_repeated_image_and_the_sidecar_records_it(repeated, tmp_path):

@@ -19,7 +19,8 @@ Colour images are filtered in an orthonormal opponent colour space (white noise 
 the blocks matched on its luma. Blocks are aggregated with a Kaiser window. The thresholds are the paper's "normal
 profile" ones, translated to [0, 1] values and this module's luma (``(R + G + B) / √3``, whose squared distances are
 3x those of BM3D's ``(R + G + B) / 3``). The search window, the stride and the Wiener step's group are smaller than
-the paper's (15² against 39², 4 against 3, 16 against 32) for speed: ~0.5 s a 256² image on 2 threads. A 19²
+the paper's (15² against 39², 4 against 3, 16 against 32) for speed: 0.5 s a 256² image on 2 threads at the
+session's quietest, up to 1.0 s as its machine slowed. A 19²
 window took 0.84 s and gained 0.03 dB more at σ 25 (0.015 at σ 5) on 16 validation crops, in the blend with the
 warm start; a 25² window, stride 3 and groups of 32 took 1.25 s.
 
@@ -194,8 +195,8 @@ def _collaborative_pass(noisy_coef: Tensor, guide: Tensor, variance: float, grou
 
 
 def _overlap_add(blocks: Tensor, shape: tuple[int, int]) -> Tensor:
-    """(C, H, W): the (C, (H − 7)(W − 7), 64) blocks, one at every top-left corner, summed where they overlap. 64
-    shifted adds of whole planes: 3-5x faster than ``F.fold`` or a transposed convolution here."""
+    """(C, H, W): the (C, (H − 7)(W − 7), 64) blocks, one at every top-left corner, summed where they overlap: 64
+    shifted adds of contiguous planes (51 ms on a 256² image, against 67 ms for ``F.fold``)."""
     channels = blocks.shape[0]
     height, width = shape
     grid_h, grid_w = height - BLOCK + 1, width - BLOCK + 1
@@ -242,12 +243,13 @@ def _finite_or(estimate: Tensor, y: Tensor) -> Tensor:
     return torch.where(torch.isfinite(estimate), estimate, y.float())
 
 
-def collaborative_blend(x0: Tensor, y: Tensor, variance: Tensor, divergence_x0: Tensor,
-                        values: Tensor) -> tuple[Tensor, Tensor]:
+def collaborative_blend(x0: Tensor, y: Tensor, variance: Tensor, divergence_x0: Tensor, values: Tensor,
+                        where: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """(``x0 + β (C − x0)``, β): the warm start ``x0`` of noisy ``y`` (B, 3, H, W) moved towards the collaborative
     estimate ``C`` by the weight SURE says is best, per image, on the 0/1 ``values`` (those away from the bounds,
     :func:`~flowprior.warmstart.sure.away_from_the_bounds`); ``divergence_x0`` is ``x0``'s divergence on them and
-    ``variance`` the (B,) or scalar noise variance per value.
+    ``variance`` the (B,) or scalar noise variance per value. Images outside the (B,) bool ``where`` are not filtered
+    (their β is 0).
 
     C's divergence is probed with a step of :data:`PROBE_FRACTION` noise stds, the blocks matched again at the moved
     input. C depends on the noise through its matches too: blocks are chosen because they look like the reference,
@@ -256,8 +258,14 @@ def collaborative_blend(x0: Tensor, y: Tensor, variance: Tensor, divergence_x0: 
     them); a step of 0.15 σ sees the matches change and reads it (docs/benchmarks.md "Collaborative filtering")."""
     direction = torch.randn(y.shape, generator=torch.Generator().manual_seed(PROBE_SEED)).to(y.device)
     per_image = variance.to(torch.float64).reshape(-1).expand(y.shape[0])
+    keep = torch.ones(y.shape[0], dtype=torch.bool) if where is None else where.reshape(-1).expand(y.shape[0])
     estimates, divergences = [], []
-    for image, probe_direction, mask, v in zip(y.float(), direction, values, per_image.tolist()):
+    for image, start, probe_direction, mask, v, kept, d0 in zip(y.float(), x0, direction, values, per_image.tolist(),
+                                                               keep.tolist(), divergence_x0):
+        if not kept:  # x0 itself: SURE's β falls back to 0
+            estimates.append(start.float())
+            divergences.append(d0)
+            continue
         at_y = collaborative_estimate(image, v)
         step = PROBE_FRACTION * math.sqrt(max(v, 0.0))
         moved = collaborative_estimate(image + step * probe_direction, v)

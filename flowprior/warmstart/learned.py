@@ -369,7 +369,7 @@ class LearnedInitializer(Initializer):
 
         def towards_collaborative(x: Tensor) -> tuple[Tensor, Tensor]:
             inside = away_from_the_bounds(x, variance)
-            return collaborative_blend(x, lq, variance, shrunk_divergence(alpha, probed, inside), inside)
+            return collaborative_blend(x, lq, variance, shrunk_divergence(alpha, probed, inside), inside, grouped)
 
         x0 = self._refined(self.collaborative, grouped, self.last_collaborative, x0, towards_collaborative)
         return self._refined(self.wiener, light, self.last_wiener, x0,
