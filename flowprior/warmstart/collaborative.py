@@ -18,18 +18,18 @@ pilot (a pilot-matched estimate shares the network's errors and blends worse):
 Colour images are filtered in an orthonormal opponent colour space (white noise stays white with the same variance),
 the blocks matched on its luma. Blocks are aggregated with a Kaiser window. The thresholds are the paper's "normal
 profile" ones, translated to [0, 1] values and this module's luma (``(R + G + B) / √3``, whose squared distances are
-3x those of BM3D's ``(R + G + B) / 3``). The search window, the stride and the Wiener step's group are smaller than
-the paper's (15² against 39², 4 against 3, 16 against 32) for speed: 0.5 s a 256² image on 2 threads at the
-session's quietest, up to 1.0 s as its machine slowed. A 19²
-window took 0.84 s and gained 0.03 dB more at σ 25 (0.015 at σ 5) on 16 validation crops, in the blend with the
-warm start; a 25² window, stride 3 and groups of 32 took 1.25 s.
+3x those of BM3D's ``(R + G + B) / 3``). The search window and the stride are smaller than the paper's (31² against
+39², 4 against 3; groups of 16 and 32 as there) for speed: 0.6 s a 256² image on 2 threads on a quiet machine. On 16
+validation crops at σ 25 the estimate alone gave 32.15 dB with session 15's 15² window and groups of 16, 32.55 with
+these, 32.59 with a 39² window (0.8 s) and 32.81 for the ``bm3d`` package (5.2 s); in the blend with the warm start
+31² and groups of 32 gained 0.09 dB over session 15's (docs/benchmarks.md "A wider collaborative filter").
 
 How much of it to take is SURE's choice, per image (:func:`collaborative_blend`), with one twist: the estimate's
 divergence is probed with a finite step so that the matches can change (see there).
 
-Each output pixel depends on the input within ``2 (RADIUS + BLOCK)`` = 30 pixels (two matchings), inside the 32-pixel
-halo of the warm start's block loop (flowprior.warmstart.learned), so large images keep the whole-image values up to
-matches that a block border cuts off.
+Each output pixel depends on the input within ``2 (RADIUS + BLOCK)`` = 46 pixels (two matchings): the strips of tall
+images carry 48 rows of context, and the warm start's block loop (flowprior.warmstart.learned) 32, so within 14 pixels
+of a block border there a match can be cut off and the values differ slightly from the whole image's.
 """
 
 from __future__ import annotations
@@ -47,29 +47,26 @@ from flowprior.warmstart.wiener import _dct_matrix, _from_opponent, _to_opponent
 #: block side
 BLOCK = 8
 #: search window half-width (the paper: 19, a 39x39 window; module docstring)
-RADIUS = 7
+RADIUS = 15
 #: reference blocks every this many pixels (and the last row and column)
 STRIDE = 4
 #: largest group: hard-thresholding step, Wiener step
-GROUP_HT, GROUP_WIENER = 16, 16
+GROUP_HT, GROUP_WIENER = 16, 32
 #: the hard threshold in noise stds of a coefficient
 LAMBDA_3D = 2.7
 #: largest mean squared luma difference of a match, [0, 1] values (the paper's 3000 and 400 on 0-255, x3 for our luma)
 MATCH_HT, MATCH_WIENER = 3 * 3000 / 255**2, 3 * 400 / 255**2
 #: Kaiser window's β for the aggregation
 KAISER_BETA = 2.0
-#: orientations of the network's self-ensemble when this step runs (flowprior.warmstart.learned): 4 orientations
-#: and the step beat 8 without it on both validation sets; 2 lost 0.03 dB at σ 25 on one (docs/benchmarks.md)
-COLLABORATIVE_ENSEMBLE = 4
 #: the divergence probe's step, in noise stds (module docstring: large enough that the matches change)
 PROBE_FRACTION = 0.15
 #: the probe's direction is drawn from this seed for every call (a call's β does not depend on what ran before)
 PROBE_SEED = 1
-#: reference blocks filtered at once: bounds the memory (~12 kB of coefficients a reference block, three channels)
-CHUNK = 1024
+#: blocks filtered at once (a group's blocks count): bounds the memory (~0.8 kB of coefficients a block, three channels)
+CHUNK = 8192
 #: rows filtered at once on tall images, and the rows of context each side: a multiple of STRIDE, so the strips'
 #: reference blocks lie where the whole image's do, and ≥ 2 (RADIUS + BLOCK), what an output pixel depends on
-STRIP, HALO = 192, 32
+STRIP, HALO = 192, 48
 
 
 @functools.lru_cache(maxsize=8)
@@ -91,11 +88,16 @@ def _block_basis() -> Tensor:
     return torch.kron(d, d).float()
 
 
+def _kaiser_line() -> Tensor:
+    """(8,) the 1-D Kaiser window; the 2-D one is its outer product."""
+    return torch.kaiser_window(BLOCK, periodic=False, beta=KAISER_BETA, dtype=torch.float32)
+
+
 @functools.lru_cache(maxsize=1)
 def _kaiser() -> Tensor:
     """(64,) the flattened 8x8 Kaiser window the blocks are put back with."""
-    window = torch.kaiser_window(BLOCK, periodic=False, beta=KAISER_BETA, dtype=torch.float32)
-    return (window[:, None] * window[None, :]).flatten()
+    line = _kaiser_line()
+    return (line[:, None] * line[None, :]).flatten()
 
 
 def _reference_positions(n: int) -> Tensor:
@@ -106,6 +108,21 @@ def _reference_positions(n: int) -> Tensor:
     if positions[-1] != last:
         positions.append(last)
     return torch.tensor(positions)
+
+
+def _block_sums(x: Tensor, dim: int, starts: Tensor) -> Tensor:
+    """Sums of ``BLOCK`` consecutive values of ``x`` along ``dim`` from each of ``starts`` (the first 0), from
+    running sums: two gathers instead of a padded copy of the running sums."""
+    running = x.cumsum(dim)
+    at = [slice(None)] * x.dim()  # advanced indexing: 3x faster than index_select along the last dimension
+
+    def gather(index: Tensor) -> Tensor:
+        at[dim] = index
+        return running[tuple(at)]
+
+    before = gather((starts - 1).clamp_min(0))
+    before.select(dim, 0).zero_()  # nothing comes before the window at 0
+    return gather(starts + BLOCK - 1).sub_(before)
 
 
 def match_blocks(guide: Tensor, group: int, threshold: float, radius: int = RADIUS) -> tuple[Tensor, Tensor]:
@@ -120,15 +137,13 @@ def match_blocks(guide: Tensor, group: int, threshold: float, radius: int = RADI
     span = 2 * radius + 1
     padded = F.pad(guide[None, None], [radius] * 4)[0, 0]
     distance = torch.empty(len(rows), len(cols), span, span)
-    col_ends, row_ends = cols + BLOCK, rows + BLOCK
     for i, dy in enumerate(offsets.tolist()):
-        strip = padded[radius + dy:radius + dy + height].unfold(1, width, 1)  # (H, span, W): every dx at once
-        squared = (strip - guide[:, None, :]).square_().transpose(0, 1)  # (span, H, W)
-        # box sums from running sums, at the reference positions only (the squares are ≤ 3: float32 is exact enough)
-        running = F.pad(squared.cumsum(2), [1, 0])
-        across = (running[..., col_ends] - running[..., cols]).cumsum(1)  # (span, H, columns)
-        running = F.pad(across, [0, 0, 1, 0])
-        distance[:, :, i] = (running[:, row_ends] - running[:, rows]).permute(1, 2, 0) / BLOCK**2
+        # (span, H, W), every dx at once, written contiguous: the running sums along W are 3x faster on it
+        strip = padded[radius + dy:radius + dy + height].unfold(1, width, 1).permute(1, 0, 2)
+        squared = torch.sub(strip, guide, out=torch.empty(span, height, width)).square_()
+        # box sums at the reference positions only (the squares are ≤ 3: float32 is exact enough)
+        box = _block_sums(_block_sums(squared, 2, cols), 1, rows)  # (span, rows, columns)
+        distance[:, :, i] = box.permute(1, 2, 0) / BLOCK**2
     # a candidate reaching past the image is no match (its padded zeros would read as a dark block)
     cand_y = rows[:, None, None, None] + offsets[None, None, :, None]
     cand_x = cols[None, :, None, None] + offsets[None, None, None, :]
@@ -144,19 +159,26 @@ def match_blocks(guide: Tensor, group: int, threshold: float, radius: int = RADI
 
 
 def _filter_groups(noisy: Tensor, guide: Tensor | None, variance: float, basis: Tensor) -> tuple[Tensor, Tensor]:
-    """(filtered coefficients, (C, N, 1, 1) each group's aggregation weight) of (C, N, K, 64) groups of block DCT
-    coefficients: hard thresholding when ``guide`` is None, else the empirical Wiener filter with the guide's."""
-    coef = basis @ noisy
+    """(filtered coefficients, (C, 1, N, 1) each group's aggregation weight) of (C, K, N, 64) groups of block DCT
+    coefficients, the K blocks of a group along dimension 1 (so the transform along the groups is one large matrix
+    product, not N small ones): hard thresholding when ``guide`` is None, else the empirical Wiener filter with the
+    guide's."""
+    channels, size, count, _ = noisy.shape
+
+    def along_groups(matrix: Tensor, x: Tensor) -> Tensor:
+        return (matrix @ x.reshape(channels, size, -1)).reshape(channels, size, count, -1)
+
+    coef = along_groups(basis, noisy)
     if guide is None:
         shrink = coef.abs() > LAMBDA_3D * math.sqrt(variance)
-        shrink[:, :, 0, 0] = True  # the group's mean is never thresholded away
+        shrink[:, 0, :, 0] = True  # the group's mean is never thresholded away
         shrink = shrink.to(coef.dtype)
-        weight = shrink.sum((2, 3), keepdim=True).reciprocal()
+        weight = shrink.sum((1, 3), keepdim=True).reciprocal()
     else:
-        power = (basis @ guide).square_()
+        power = along_groups(basis, guide).square_()
         shrink = power / (power + variance)
-        weight = shrink.square().sum((2, 3), keepdim=True).clamp_min(1e-6).reciprocal()
-    return basis.T @ coef.mul_(shrink), weight
+        weight = shrink.square().sum((1, 3), keepdim=True).clamp_min(1e-6).reciprocal()
+    return along_groups(basis.T, coef.mul_(shrink)), weight
 
 
 def _block_coefficients(planes: Tensor) -> Tensor:
@@ -178,30 +200,33 @@ def _collaborative_pass(noisy_coef: Tensor, guide: Tensor, variance: float, grou
     weights = torch.zeros(channels, noisy_coef.shape[1])
     for size in sizes.unique().tolist():
         basis = _group_basis(size)
-        for part in (sizes == size).nonzero().flatten().split(CHUNK):
-            index = starts[part, :size].reshape(-1)
-            grouped = (channels, len(part), size, BLOCK * BLOCK)
+        for part in (sizes == size).nonzero().flatten().split(max(1, CHUNK // size)):
+            index = starts[part, :size].T.reshape(-1)  # a group's k-th blocks together (_filter_groups)
+            grouped = (channels, size, len(part), BLOCK * BLOCK)
             blocks, weight = _filter_groups(noisy_coef[:, index].reshape(grouped),
                                             None if guide_coef is None else guide_coef[:, index].reshape(grouped),
                                             variance, basis)
             numerator.index_add_(1, index, (blocks * weight).reshape(channels, -1, BLOCK * BLOCK))
-            weights.index_add_(1, index, weight.expand(channels, len(part), size, 1).reshape(channels, -1))
-    # every block back as windowed pixels, summed where blocks overlap, over the windowed weights' sum
+            weights.index_add_(1, index, weight.expand(channels, size, len(part), 1).reshape(channels, -1))
+    # every block back as windowed pixels, summed where blocks overlap, over the windowed weights' sum; the
+    # pixels come out of the inverse DCT as (C, 64, blocks), contiguous planes for the overlap-add
     window = _kaiser()
-    pixels = _overlap_add((numerator @ _block_basis()) * window, shape)
+    pixels = _overlap_add((_block_basis().T * window[:, None]) @ numerator.transpose(1, 2), shape)
     grid = (channels, 1, height - BLOCK + 1, width - BLOCK + 1)
-    cover = F.conv_transpose2d(weights.reshape(grid), window.reshape(1, 1, BLOCK, BLOCK))[:, 0]
+    line = _kaiser_line()  # the window is separable: two 1-D transposed convolutions in place of one 8x8
+    cover = F.conv_transpose2d(F.conv_transpose2d(weights.reshape(grid), line.reshape(1, 1, 1, BLOCK)),
+                               line.reshape(1, 1, BLOCK, 1))[:, 0]
     return pixels / cover
 
 
-def _overlap_add(blocks: Tensor, shape: tuple[int, int]) -> Tensor:
-    """(C, H, W): the (C, (H − 7)(W − 7), 64) blocks, one at every top-left corner, summed where they overlap: 64
-    shifted adds of contiguous planes (51 ms on a 256² image, against 67 ms for ``F.fold``)."""
-    channels = blocks.shape[0]
+def _overlap_add(planes: Tensor, shape: tuple[int, int]) -> Tensor:
+    """(C, H, W): the (C, 64, (H − 7)(W − 7)) pixels of blocks, one at every top-left corner, summed where they
+    overlap: 64 shifted adds of contiguous planes."""
+    channels = planes.shape[0]
     height, width = shape
     grid_h, grid_w = height - BLOCK + 1, width - BLOCK + 1
-    grid = blocks.transpose(1, 2).contiguous().reshape(channels, BLOCK, BLOCK, grid_h, grid_w)  # contiguous planes
-    out = blocks.new_zeros(channels, height, width)
+    grid = planes.reshape(channels, BLOCK, BLOCK, grid_h, grid_w)
+    out = planes.new_zeros(channels, height, width)
     for i in range(BLOCK):
         for j in range(BLOCK):
             out[:, i:i + grid_h, j:j + grid_w] += grid[:, i, j]
@@ -212,8 +237,9 @@ def collaborative_estimate(y: Tensor, variance: float) -> Tensor:
     """BM3D's two steps (module docstring) on one noisy (3, H, W) image with white noise of ``variance`` per value
     ([0, 1] scale). A new float32 tensor; ``y`` is not changed. Images smaller than a block come back unchanged.
     Images taller than ``STRIP + 2 HALO`` rows are filtered in strips of ``STRIP`` rows with ``HALO`` rows of
-    context each side: a 448² block of the warm start's loop raised the peak RSS by 4.1 kB a pixel filtered whole,
-    over the memory planner's 3 kB (flowprior.batch.memory.peak), and by 2.6 kB in strips."""
+    context each side: a 448² block of the warm start's loop raised the peak RSS by 3.7 kB a pixel filtered whole,
+    over the memory planner's 3 kB (flowprior.batch.memory.peak), and by 2.6 kB in strips (blocks filtered
+    :data:`CHUNK` at a time)."""
     if y.dim() != 3 or y.shape[0] != 3:
         raise ValueError(f"the collaborative filter takes one (3, H, W) image, not {tuple(y.shape)}")
     if min(y.shape[-2:]) < BLOCK or variance <= 0:

@@ -25,7 +25,7 @@ from flowprior.conditioning import acting_members, condition_maps, describe
 from flowprior.errors import UsageError
 from flowprior.prior.checkpoint import load_module, save_checkpoint
 from flowprior.warmstart.base import Initializer, initializer_factory
-from flowprior.warmstart.collaborative import COLLABORATIVE_ENSEMBLE, collaborative_blend
+from flowprior.warmstart.collaborative import collaborative_blend
 from flowprior.warmstart.consistency import ROUNDING_STD, consistent_with_input, white_noise_variance
 from flowprior.warmstart.ensemble import ensemble_passes, first_orientation
 from flowprior.warmstart.identity import fill_missing_pixels
@@ -225,8 +225,7 @@ class LearnedInitializer(Initializer):
             output towards an empirical Wiener filter that takes it as its pilot, by SURE's weight
             (:mod:`flowprior.warmstart.wiener`; two Wiener filters, no network pass); 0 never does.
         collaborative: likewise, move it towards BM3D's estimate computed on its own by SURE's weight
-            (:mod:`flowprior.warmstart.collaborative`), in place of the Wiener step and with at most
-            :data:`COLLABORATIVE_ENSEMBLE` orientations (its two filters take their time); 0 never does.
+            (:mod:`flowprior.warmstart.collaborative`), in place of the Wiener step; 0 never does.
 
     With no checkpoint, a degradation of a kind listed in :attr:`specialists` runs that embedded specialist
     instead of the general model (loaded on first use); ``last_model`` names the embedded model that ran.
@@ -345,18 +344,16 @@ class LearnedInitializer(Initializer):
         state = generator.get_state()
         batch = lq.shape[0]
         grouped = self._noise_at_most(self.collaborative, variance, batch)
-        ensemble = min(self.ensemble, COLLABORATIVE_ENSEMBLE) if bool(grouped.all()) else self.ensemble
-
         def ensemble_pass(image: Tensor, maps: Tensor | None) -> Tensor:
             return model.restore(image, generator, maps)
 
-        x0, first = ensemble_passes(ensemble_pass, lq, cond, ensemble)
+        x0, first = ensemble_passes(ensemble_pass, lq, cond, self.ensemble)
         if variance is None:
             return x0
 
         def single_pass(image: Tensor) -> Tensor:  # the ensemble's first orientation, with the same draws
             return first_orientation(lambda i, maps: model.restore(i, torch.Generator().set_state(state), maps),
-                                     image, cond, ensemble)
+                                     image, cond, self.ensemble)
 
         light = self._noise_at_most(self.wiener, variance, batch) & ~grouped
         probed, alpha = None, torch.ones(batch, dtype=torch.float64)
