@@ -57,6 +57,17 @@ def test_matching_finds_the_copies_of_a_repeated_block(repeated):
     assert bool(((dy[:, 1:] != 0) | (dx[:, 1:] != 0)).all())
 
 
+@pytest.mark.parametrize("n", [8, 11, 12, 13, 250])
+def test_block_sums_match_direct_sums_on_and_off_the_stride(n):
+    """The matching's box sums at every reference position, the last one off the stride included (n − 8 not a
+    multiple of 4), equal sums taken directly, along either dimension."""
+    x = torch.rand(2, n, n + 3, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+    for dim in (1, 2):
+        positions = collaborative._reference_positions(x.shape[dim])
+        direct = torch.stack([x.narrow(dim, int(p), collaborative.BLOCK).sum(dim) for p in positions], dim)
+        assert torch.allclose(collaborative._block_sums(x, dim), direct, atol=1e-12)
+
+
 def test_with_no_noise_or_a_tiny_image_the_input_comes_back(crop):
     assert torch.equal(collaborative_estimate(crop[0], 0.0), crop[0])
     assert torch.equal(collaborative_estimate(crop[0, :, :6, :6], 0.01), crop[0, :, :6, :6])

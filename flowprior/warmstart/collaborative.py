@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from flowprior.warmstart.sure import sure_weight_between
+from flowprior.warmstart.sure import divergence_along, sure_weight_between
 from flowprior.warmstart.wiener import _dct_matrix, _from_opponent, _to_opponent
 
 #: block side
@@ -64,9 +64,10 @@ PROBE_FRACTION = 0.15
 PROBE_SEED = 1
 #: blocks filtered at once (a group's blocks count): bounds the memory (~0.8 kB of coefficients a block, three channels)
 CHUNK = 8192
-#: rows filtered at once on tall images, and the rows of context each side: a multiple of STRIDE, so the strips'
-#: reference blocks lie where the whole image's do, and ≥ 2 (RADIUS + BLOCK), what an output pixel depends on
-STRIP, HALO = 192, 48
+#: rows filtered at once on tall images, and the rows of context each side: multiples of STRIDE, so the strips'
+#: reference blocks lie where the whole image's do, the context ≥ 2 (RADIUS + BLOCK), what an output pixel depends on
+STRIP = 192
+HALO = -(-2 * (RADIUS + BLOCK) // STRIDE) * STRIDE  # 48
 
 
 @functools.lru_cache(maxsize=8)
@@ -302,9 +303,9 @@ def collaborative_blend(x0: Tensor, y: Tensor, variance: Tensor, divergence_x0: 
         at_y = collaborative_estimate(image, v)
         step = PROBE_FRACTION * math.sqrt(max(v, 0.0))
         moved = collaborative_estimate(image + step * probe_direction, v)
-        change = ((moved - at_y).to(torch.float64) * probe_direction.to(torch.float64) * mask).sum()
         estimates.append(at_y)
-        divergences.append(change / step if step > 0 else mask.sum())
+        divergences.append(divergence_along(probe_direction[None], at_y[None], moved[None], mask[None], step)[0]
+                           if step > 0 else mask.sum())
     estimate = torch.stack(estimates).to(x0.dtype)
     beta = sure_weight_between(y, x0, estimate, divergence_x0, torch.stack(divergences), per_image, fallback=0.0,
                                values=values)

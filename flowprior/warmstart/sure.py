@@ -51,13 +51,14 @@ class Probe:
         return divergence_along(self.direction, self.at_y, self.moved)
 
 
-def divergence_along(direction: Tensor, at_y: Tensor, moved: Tensor, values: Tensor | None = None) -> Tensor:
-    """(B,) the Monte-Carlo divergence ``bᵀ (g(y + ε b) − g(y)) / ε`` of any estimate ``g`` from its two values;
-    with a 0/1 ``values`` mask, the part of it on those values."""
+def divergence_along(direction: Tensor, at_y: Tensor, moved: Tensor, values: Tensor | None = None,
+                     step: float = PROBE_STEP) -> Tensor:
+    """(B,) the Monte-Carlo divergence ``bᵀ (g(y + ε b) − g(y)) / ε`` of any estimate ``g`` from its two values,
+    ``ε`` = ``step``; with a 0/1 ``values`` mask, the part of it on those values."""
     change = (moved - at_y).to(torch.float64) * direction.to(torch.float64)
     if values is not None:
         change = change * values
-    return change.flatten(1).sum(1) / PROBE_STEP
+    return change.flatten(1).sum(1) / step
 
 
 def probe(f: Callable[[Tensor], Tensor], y: Tensor, fy: Tensor) -> Probe:
