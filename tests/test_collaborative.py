@@ -35,13 +35,6 @@ def noisy(clean, sigma, seed=3):
     return (op.apply(clean, params) * 255).round() / 255, op, params
 
 
-@pytest.mark.parametrize("size", [1, 2, 4, 16])
-def test_the_group_transform_is_orthonormal_and_starts_with_the_mean(size):
-    basis = collaborative._group_basis(size)
-    assert torch.allclose(basis @ basis.T, torch.eye(size), atol=1e-6)
-    assert torch.allclose(basis[0], torch.full((size,), size ** -0.5))
-
-
 def test_matching_finds_the_copies_of_a_repeated_block(repeated):
     """On a tiling with periods 7 (rows) and 6 (columns) the best matches of a block are its exact copies, at
     offsets that are multiples of the periods, and the reference comes first."""

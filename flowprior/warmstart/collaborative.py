@@ -9,20 +9,23 @@ pilot (a pilot-matched estimate shares the network's errors and blends worse):
 
 1. **Hard thresholding.** Every ``stride``-th 8x8 block of the noisy image is matched, on the luma, against the blocks
    of a ``(2 radius + 1)²`` window; up to ``group`` blocks closer than a distance threshold form a 3-D group (its size
-   a power of two). The group is transformed (2-D DCT of each block, an orthonormal transform along the group),
-   coefficients below ``λ σ`` are zeroed, and the blocks go back with the weight ``1 / (kept coefficients)``.
+   a power of two). The group is transformed (the 2-D biorthogonal 1.5 wavelet of each block, as in the paper's
+   hard-thresholding step, then an orthonormal transform along the group), coefficients below ``λ σ`` are zeroed, and
+   the blocks go back with the weight ``1 / (kept coefficients)``. The wavelet spends fewer coefficients on an edge
+   than the DCT (flowprior.warmstart.block_transforms): 32.55 -> 32.64 dB for this estimate alone.
 2. **Empirical Wiener filtering.** The same on the first step's estimate (the *basic* estimate) as the guide: groups
-   matched on it, each noisy coefficient ``Y`` kept as ``w Y``, ``w = B² / (B² + v)`` from the basic estimate's ``B``,
-   blocks weighted by ``1 / Σ w²``.
+   matched on it, blocks in the 2-D DCT, each noisy coefficient ``Y`` kept as ``w Y``, ``w = B² / (B² + v)`` from
+   the basic estimate's ``B``, blocks weighted by ``1 / Σ w²``.
 
 Colour images are filtered in an orthonormal opponent colour space (white noise stays white with the same variance),
 the blocks matched on its luma. Blocks are aggregated with a Kaiser window. The thresholds are the paper's "normal
 profile" ones, translated to [0, 1] values and this module's luma (``(R + G + B) / √3``, whose squared distances are
 3x those of BM3D's ``(R + G + B) / 3``). The search window and the stride are smaller than the paper's (31² against
 39², 4 against 3; groups of 16 and 32 as there) for speed: 0.5 s a 256² image on 2 threads on a quiet machine. On 16
-validation crops at σ 25 the estimate alone gave 32.15 dB with session 15's 15² window and groups of 16, 32.55 with
-these, 32.59 with a 39² window (0.58 s) and 32.81 for the ``bm3d`` package (5.2 s); in the blend with the warm start
-31² and groups of 32 gained 0.09 dB over session 15's (docs/benchmarks.md "A wider collaborative filter").
+validation crops at σ 25 the estimate alone (step 1 still in the DCT) gave 32.15 dB with session 15's 15² window and
+groups of 16, 32.55 with these, 32.59 with a 39² window (0.58 s) and 32.81 for the ``bm3d`` package (5.2 s); in the
+blend with the warm start 31² and groups of 32 gained 0.09 dB over session 15's (docs/benchmarks.md "A wider
+collaborative filter").
 
 How much of it to take is SURE's choice, per image (:func:`collaborative_blend`), with one twist: the estimate's
 divergence is probed with a finite step so that the matches can change (see there).
@@ -41,8 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from flowprior.warmstart.block_transforms import bior15_block, dct_block, group_basis
 from flowprior.warmstart.sure import divergence_along, sure_weight_between
-from flowprior.warmstart.wiener import _dct_matrix, _from_opponent, _to_opponent
+from flowprior.warmstart.wiener import _from_opponent, _to_opponent
 
 #: block side
 BLOCK = 8
@@ -68,25 +72,6 @@ CHUNK = 8192
 #: reference blocks lie where the whole image's do, the context ≥ 2 (RADIUS + BLOCK), what an output pixel depends on
 STRIP = 192
 HALO = -(-2 * (RADIUS + BLOCK) // STRIDE) * STRIDE  # 48
-
-
-@functools.lru_cache(maxsize=8)
-def _group_basis(size: int) -> Tensor:
-    """(size, size) orthonormal transform along a group: the Haar basis for powers of two (the paper's), row 0 the
-    mean."""
-    if size == 1:
-        return torch.ones(1, 1)
-    half = _group_basis(size // 2)
-    top = torch.kron(half, torch.tensor([[1.0, 1.0]]))
-    bottom = torch.kron(torch.eye(size // 2), torch.tensor([[1.0, -1.0]]))
-    return torch.cat([top, bottom]) / math.sqrt(2.0)
-
-
-@functools.lru_cache(maxsize=1)
-def _block_basis() -> Tensor:
-    """(64, 64) the orthonormal 2-D DCT of a flattened 8x8 block: row ``k`` is basis block ``k``."""
-    d = _dct_matrix(BLOCK)
-    return torch.kron(d, d).float()
 
 
 def _kaiser_line() -> Tensor:
@@ -189,25 +174,27 @@ def _filter_groups(noisy: Tensor, guide: Tensor | None, variance: float, basis: 
     return along_groups(basis.T, coef.mul_(shrink)), weight
 
 
-def _block_coefficients(planes: Tensor) -> Tensor:
-    """(C, (H − 7)(W − 7), 64) the DCT coefficients of every 8x8 block of (C, H, W) planes, blocks in raster order of
-    their top-left corners."""
-    return F.unfold(planes.unsqueeze(1), BLOCK).transpose(1, 2) @ _block_basis().T
+def _block_coefficients(planes: Tensor, forward: Tensor) -> Tensor:
+    """(C, (H − 7)(W − 7), 64) the coefficients in the (64, 64) block transform ``forward`` of every 8x8 block of
+    (C, H, W) planes, blocks in raster order of their top-left corners."""
+    return F.unfold(planes.unsqueeze(1), BLOCK).transpose(1, 2) @ forward.T
 
 
 def _collaborative_pass(noisy_coef: Tensor, guide: Tensor, variance: float, group: int, threshold: float,
-                        shape: tuple[int, int], wiener: bool) -> Tensor:
+                        shape: tuple[int, int], transform: tuple[Tensor, Tensor], wiener: bool) -> Tensor:
     """One step (module docstring): (C, H, W) the estimate from the noisy blocks' coefficients ``noisy_coef``
-    (:func:`_block_coefficients`) of (H, W) planes, with blocks matched on ``guide``'s luma; the hard-thresholding
-    step, or with ``wiener`` the Wiener step with ``guide`` as the pilot."""
+    (:func:`_block_coefficients`) of (H, W) planes in the block ``transform`` (forward, inverse), with blocks matched
+    on ``guide``'s luma; the hard-thresholding step, or with ``wiener`` the Wiener step with ``guide`` as the
+    pilot."""
+    forward, inverse = transform
     channels = noisy_coef.shape[0]
     height, width = shape
     starts, sizes = match_blocks(guide[0], group, threshold, RADIUS)
-    guide_coef = _block_coefficients(guide) if wiener else None
+    guide_coef = _block_coefficients(guide, forward) if wiener else None
     numerator = torch.zeros_like(noisy_coef)
     weights = torch.zeros(channels, noisy_coef.shape[1])
     for size in sizes.unique().tolist():
-        basis = _group_basis(size)
+        basis = group_basis(size)
         for part in (sizes == size).nonzero().flatten().split(max(1, CHUNK // size)):
             index = starts[part, :size].T.reshape(-1)  # a group's k-th blocks together (_filter_groups)
             grouped = (channels, size, len(part), BLOCK * BLOCK)
@@ -217,9 +204,9 @@ def _collaborative_pass(noisy_coef: Tensor, guide: Tensor, variance: float, grou
             numerator.index_add_(1, index, (blocks * weight).reshape(channels, -1, BLOCK * BLOCK))
             weights.index_add_(1, index, weight.expand(channels, size, len(part), 1).reshape(channels, -1))
     # every block back as windowed pixels, summed where blocks overlap, over the windowed weights' sum; the
-    # pixels come out of the inverse DCT as (C, 64, blocks), contiguous planes for the overlap-add
+    # pixels come out of the inverse transform as (C, 64, blocks), contiguous planes for the overlap-add
     window = _kaiser()
-    pixels = _overlap_add((_block_basis().T * window[:, None]) @ numerator.transpose(1, 2), shape)
+    pixels = _overlap_add((inverse * window[:, None]) @ numerator.transpose(1, 2), shape)
     grid = (channels, 1, height - BLOCK + 1, width - BLOCK + 1)
     line = _kaiser_line()  # the window is separable: two 1-D transposed convolutions in place of one 8x8
     cover = F.conv_transpose2d(F.conv_transpose2d(weights.reshape(grid), line.reshape(1, 1, 1, BLOCK)),
@@ -267,9 +254,11 @@ def collaborative_estimate(y: Tensor, variance: float) -> Tensor:
 def _both_steps(planes: Tensor, variance: float) -> Tensor:
     """The hard-thresholding step, then the Wiener step it pilots, on (3, H, W) opponent planes."""
     shape = (planes.shape[1], planes.shape[2])
-    coef = _block_coefficients(planes)
-    basic = _collaborative_pass(coef, planes, variance, GROUP_HT, MATCH_HT, shape, wiener=False)
-    return _collaborative_pass(coef, basic, variance, GROUP_WIENER, MATCH_WIENER, shape, wiener=True)
+    wavelet, dct = bior15_block(), (dct_block(), dct_block().T)  # flowprior.warmstart.block_transforms
+    basic = _collaborative_pass(_block_coefficients(planes, wavelet[0]), planes, variance, GROUP_HT, MATCH_HT, shape,
+                                wavelet, wiener=False)
+    return _collaborative_pass(_block_coefficients(planes, dct[0]), basic, variance, GROUP_WIENER, MATCH_WIENER,
+                               shape, dct, wiener=True)
 
 
 def _finite_or(estimate: Tensor, y: Tensor) -> Tensor:

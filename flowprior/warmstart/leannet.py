@@ -112,7 +112,10 @@ class LeanUNet(nn.Module):
         embedding = self.time_mlp(timestep_embedding(t, c.time_dim).to(x.dtype))  # a float64 network stays float64
         inputs = [x] + [extra.to(device=x.device, dtype=x.dtype) for extra in (cond, aux) if extra is not None]
         x, (height, width) = reflect_pad_to_multiple(torch.cat(inputs, dim=1), c.unshuffle * 2**c.depth)
-        h = self.stem(F.pixel_unshuffle(x, c.unshuffle) if c.unshuffle > 1 else x)
+        # channels-last activations (every conv's output follows its input's layout): oneDNN's convolutions run
+        # ~25 % faster on them on CPU (a 256² pass 111 -> 84 ms), the same values up to rounding
+        h = self.stem((F.pixel_unshuffle(x, c.unshuffle) if c.unshuffle > 1 else x)
+                      .contiguous(memory_format=torch.channels_last))
         skips = []
         for level, blocks in enumerate(self.encoder):
             for block in blocks:
@@ -129,4 +132,4 @@ class LeanUNet(nn.Module):
             out = F.pixel_shuffle(out, c.unshuffle)
         if self.top is not None:
             out = out + self.top(x, F.pixel_shuffle(h, c.unshuffle), embedding)
-        return out[..., :height, :width]
+        return out[..., :height, :width].contiguous()
