@@ -29,8 +29,18 @@ CANDIDATES = {
 }
 
 
-def candidate_recipe(network: dict, minutes: float, threads: int, output: Path) -> WarmstartTrainRecipe:
+#: name -> optim keys of how the candidate trains: the float32 loop, or the fast one (a bfloat16 forward pass,
+#: channels-last weights with the fused Adam update, a compiled network; flowprior/training.py)
+TRAINING = {
+    "fp32": {},
+    "fast": {"optim.precision": "bf16", "optim.fast_adam": True, "optim.compile": True},
+}
+
+
+def candidate_recipe(network: dict, minutes: float, threads: int, output: Path,
+                     training: dict | None = None) -> WarmstartTrainRecipe:
     overrides = {f"irflow.{key}": value for key, value in network.items()}
+    overrides.update(training or {})
     overrides.update({"irflow.cond_channels": CHANNELS, "optim.max_minutes": minutes, "optim.steps": 100_000,
                       "optim.lr": 5e-4, "optim.warmup_steps": 100, "optim.final_lr_fraction": 1.0,
                       "optim.val_every": 100_000, "optim.checkpoint_every": 100_000, "optim.threads": threads,
@@ -40,17 +50,20 @@ def candidate_recipe(network: dict, minutes: float, threads: int, output: Path) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--candidates", default=",".join(CANDIDATES))
+    parser.add_argument("--candidates", default=",".join(CANDIDATES),
+                        help="comma-separated NETWORK or NETWORK:TRAINING, TRAINING one of " + ", ".join(TRAINING))
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", default="runs/eval/equal_time")
     parser.add_argument("--out", default="docs/warmstart_equal_time.jsonl")
     args = parser.parse_args()
     for name in args.candidates.split(","):
-        recipe = candidate_recipe(CANDIDATES[name], args.minutes, args.threads, Path(args.runs) / name)
+        network, _, training = name.partition(":")
+        recipe = candidate_recipe(CANDIDATES[network], args.minutes, args.threads, Path(args.runs) / name,
+                                  TRAINING[training or "fp32"])
         result = train_warmstart(recipe, progress=False)
         patches = result["step"] * recipe.optim.batch_size
-        row = {"candidate": name, "network": CANDIDATES[name], "minutes": args.minutes, "threads": args.threads,
+        row = {"candidate": name, "network": CANDIDATES[network], "training": training or "fp32", "minutes": args.minutes, "threads": args.threads,
                "steps": result["step"], "patches": patches,
                "patches_per_s": round(patches / max(result["seconds"], 1e-9), 1),
                "val_psnr": round(result["val_psnr"], 3), "val_input_psnr": round(result["val_input_psnr"], 3),

@@ -26,7 +26,15 @@ from flowprior.prior.checkpoint import read_checkpoint
 from flowprior.recipe import to_dict
 from flowprior.repeated_patches import repeat_some
 from flowprior.train_prior import DataSection, make_patch_sources
-from flowprior.training import Cadence, open_run, reseed_rank, resume_from, run_training
+from flowprior.training import (
+    Cadence,
+    forward_precision,
+    make_adam,
+    open_run,
+    reseed_rank,
+    resume_from,
+    run_training,
+)
 from flowprior.warmstart.flowie import FlowIEConfig
 from flowprior.warmstart.irflow import IRFlowConfig
 from flowprior.warmstart.learned import WarmStartModel, build_warmstart, prepare_input, save_warmstart
@@ -76,6 +84,8 @@ class WarmstartOptimSection:
     # cosine decay from lr to final_lr_fraction * lr over the phase's steps; 1.0 keeps lr constant
     final_lr_fraction: float = 1.0
     grad_clip: float = 1.0
+    # skip a batch whose loss exceeds this many times the running mean (flowprior.training.is_spike); null: never
+    spike_factor: float | None = 50.0
     batch_size: int = 16
     steps: int = 10000
     max_minutes: float | None = None  # stop (with a checkpoint) after this much wall time
@@ -85,6 +95,12 @@ class WarmstartOptimSection:
     val_patches: int = 32
     seed: int = 0
     threads: int | None = None
+    # "bf16": the forward pass autocast to bfloat16 (flowprior.training.forward_precision); "fp32": no autocast
+    precision: str = "fp32"
+    fast_adam: bool = False  # channels-last weights and the fused Adam update (flowprior.training.make_adam)
+    # torch.compile the network (inductor fuses the elementwise work around the convolutions; the first step and
+    # each new input shape cost a compile of ~40 s, so it pays on long runs only)
+    compile: bool = False
     # a trained warm-start checkpoint (any method) whose network starts a fresh run (flowprior.warmstart.transplant):
     # its keys land at init_prefix + key ("" for ResFlow from IR-Flow, "initial." for FlowIE's τφ)
     init_from: str | None = None
@@ -106,6 +122,7 @@ class WarmstartTrainRecipe:
             raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
         if not 0.0 <= self.data.repeated <= 1.0:
             raise ValueError(f"data.repeated is a share of the patches, in [0, 1], not {self.data.repeated}")
+        forward_precision(self.optim.precision)  # refuses an unknown precision before a run starts
 
     def build_model(self) -> WarmStartModel:
         return build_warmstart({"method": self.method, **to_dict(getattr(self, self.method))})
@@ -283,7 +300,9 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
     train_source, val_source = sources or make_patch_sources(data, opt.seed)
     model = recipe.build_model()
     conditioned = model.conditioned
-    optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr)
+    optimizer = make_adam(model, opt.lr, opt.fast_adam)
+    if opt.compile:
+        model.net.compile(dynamic=False)  # in place: the state dict keeps its keys
     generator = torch.Generator().manual_seed(opt.seed)
     last = out / "last.pt"
     state = start_state(recipe, model, optimizer, generator, world, last if resume and last.exists() else None)
@@ -310,7 +329,9 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
         lq, cond = synthesize_mixture(hq, mixture, data.groups, generator, conditioned)
         if cond is not None and data.unknown_probability > 0:
             cond = drop_unknown(cond, data.unknown_probability, generator)
-        return model.loss_terms(hq, lq, generator, phase, cond=cond), {"phase": phase}
+        with forward_precision(opt.precision):
+            terms = model.loss_terms(hq, lq, generator, phase, cond=cond)
+        return terms, {"phase": phase}
 
     def validate(record: dict[str, Any]) -> None:
         scores = validate_all(model, val_sets, opt.seed)
@@ -329,7 +350,8 @@ def train_warmstart(recipe: WarmstartTrainRecipe, resume: bool = False, progress
     bar = tqdm(total=opt.steps, initial=state["step"], disable=not progress or not world.is_main, desc=recipe.method,
                dynamic_ncols=True)
     model.train()
-    cadence = Cadence(opt.steps, opt.max_minutes, opt.grad_clip, opt.log_every, opt.val_every, opt.checkpoint_every)
+    cadence = Cadence(opt.steps, opt.max_minutes, opt.grad_clip, opt.log_every, opt.val_every, opt.checkpoint_every,
+                      opt.spike_factor)
     try:
         return run_training(state, optimizer, list(model.parameters()), cadence, out / "log.jsonl", bar, step,
                             validate, checkpoint, final, world)

@@ -50,6 +50,24 @@ def _bezier(p0: Tensor, p1: Tensor, p2: Tensor, n: int) -> Tensor:
     return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
 
 
+def _stamp_disks(missing: Tensor, points: Tensor, radius: float, r: int) -> None:
+    """Set ``missing`` where a pixel center lies within ``radius`` of one of ``points`` ((N, 2) rows, cols).
+
+    All disks at once: each point's window of pixels ``int(p) - r .. int(p) + r + 1`` (int truncates toward zero,
+    as Python's does), in chunks that bound the memory of a long stroke on a large image.
+    """
+    height, width = missing.shape
+    offsets = torch.arange(-r, r + 2)
+    for chunk in points.split(4096):
+        base = chunk.to(torch.int64)  # truncation toward zero
+        rows = (base[:, 0, None] + offsets)[:, :, None]  # (N, K, 1)
+        cols = (base[:, 1, None] + offsets)[:, None, :]  # (N, 1, K)
+        d2 = (rows - chunk[:, 0, None, None]) ** 2 + (cols - chunk[:, 1, None, None]) ** 2
+        hit = (d2 <= radius * radius) & (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+        n, k = hit.shape[0], offsets.numel()
+        missing[rows.expand(n, k, k)[hit], cols.expand(n, k, k)[hit]] = True
+
+
 def random_strokes(
     height: int,
     width: int,
@@ -68,8 +86,6 @@ def random_strokes(
         (H, W) float64 mask, 1 = observed.
     """
     diag = math.hypot(height, width)
-    ys = torch.arange(height, dtype=torch.float64)[:, None]
-    xs = torch.arange(width, dtype=torch.float64)[None, :]
     missing = torch.zeros(height, width, dtype=torch.bool)
     radius = max(width_px / 2.0, 0.5)
     r = math.ceil(radius)
@@ -83,14 +99,7 @@ def random_strokes(
         normal = torch.tensor([-direction[1], direction[0]], dtype=torch.float64)
         p1 = (p0 + p2) / 2 + (float(u[4]) - 0.5) * span * 0.8 * normal
         # Points no further apart than the radius, so stamped disks leave no gaps.
-        pts = _bezier(p0, p1, p2, max(2, int(2 * span / radius) + 1))
-        for py, px in pts.tolist():
-            y0, y1 = max(0, int(py) - r), min(height, int(py) + r + 2)
-            x0, x1 = max(0, int(px) - r), min(width, int(px) + r + 2)
-            if y0 >= y1 or x0 >= x1:
-                continue
-            d2 = (ys[y0:y1] - py) ** 2 + (xs[:, x0:x1] - px) ** 2
-            missing[y0:y1, x0:x1] |= d2 <= radius * radius
+        _stamp_disks(missing, _bezier(p0, p1, p2, max(2, int(2 * span / radius) + 1)), radius, r)
     return (~missing).to(torch.float64)
 
 

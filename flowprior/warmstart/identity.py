@@ -10,6 +10,15 @@ from degradations import Degradation
 from flowprior.warmstart.base import Initializer, register_initializer
 
 
+def box_mean(x: Tensor, radius: int) -> Tensor:
+    """The mean over each pixel's ``(2 radius + 1)²`` window, the image extended by replication: ``avg_pool2d``
+    of the padded image, from a float64 summed-area table, so a wide window costs no more than a narrow one."""
+    size = 2 * radius + 1
+    table = F.pad(F.pad(x, [radius] * 4, mode="replicate").to(torch.float64).cumsum(-1).cumsum(-2), [1, 0, 1, 0])
+    sums = table[..., size:, size:] - table[..., :-size, size:] - table[..., size:, :-size] + table[..., :-size, :-size]
+    return (sums / size**2).to(x.dtype)
+
+
 def fill_missing_pixels(y: Tensor, mask: Tensor, scales: int = 8) -> Tensor:
     """Fill pixels where ``mask == 0`` by normalized convolution over a pyramid of growing blur radii.
 
@@ -25,9 +34,7 @@ def fill_missing_pixels(y: Tensor, mask: Tensor, scales: int = 8) -> Tensor:
         if bool((known > 0.999).all()):
             break
         radius = 2 ** level
-        kernel = 2 * radius + 1
-        numerator = F.avg_pool2d(F.pad(filled * known, [radius] * 4, mode="replicate"), kernel, stride=1)
-        denominator = F.avg_pool2d(F.pad(known, [radius] * 4, mode="replicate"), kernel, stride=1)
+        numerator, denominator = box_mean(filled * known, radius), box_mean(known, radius)
         estimate = numerator / denominator.clamp(min=1e-8)
         newly = (denominator > 1e-6) & (known < 0.999)
         filled = torch.where(newly, estimate, filled)
