@@ -32,7 +32,7 @@ CANDIDATES = {
 #: name -> optim keys of how the candidate trains: the float32 loop, or the fast one (a bfloat16 forward pass,
 #: channels-last weights with the fused Adam update, a compiled network; flowprior/training.py)
 TRAINING = {
-    "fp32": {},
+    "fp32": {"optim.precision": "fp32", "optim.fast_adam": False, "optim.compile": False},
     "fast": {"optim.precision": "bf16", "optim.fast_adam": True, "optim.compile": True},
 }
 
@@ -40,7 +40,7 @@ TRAINING = {
 def candidate_recipe(network: dict, minutes: float, threads: int, output: Path,
                      training: dict | None = None) -> WarmstartTrainRecipe:
     overrides = {f"irflow.{key}": value for key, value in network.items()}
-    overrides.update(training or {})
+    overrides.update(TRAINING["fp32"] if training is None else training)  # the recipe itself trains fast
     overrides.update({"irflow.cond_channels": CHANNELS, "optim.max_minutes": minutes, "optim.steps": 100_000,
                       "optim.lr": 5e-4, "optim.warmup_steps": 100, "optim.final_lr_fraction": 1.0,
                       "optim.val_every": 100_000, "optim.checkpoint_every": 100_000, "optim.threads": threads,

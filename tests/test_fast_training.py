@@ -67,7 +67,7 @@ def test_fast_training_follows_the_float32_loss_curve():
     assert set(slow_model.state_dict()) == set(fast_model.state_dict())
 
 
-def test_a_fast_run_resumes_a_float32_runs_checkpoint_and_saves_float32_weights(tmp_path):
+def test_fast_and_float32_runs_resume_each_others_checkpoints_and_save_float32_weights(tmp_path):
     settings = {"method": "irflow", **{f"irflow.{k}": v for k, v in IRFLOW.items() if k != "method"},
                 "optim.batch_size": 4, "optim.steps": 3, "optim.checkpoint_every": 3, "optim.val_every": 3,
                 "optim.val_patches": 4, "optim.warmup_steps": 1, "data.params.mask.size": 3,
@@ -80,6 +80,8 @@ def test_a_fast_run_resumes_a_float32_runs_checkpoint_and_saves_float32_weights(
     assert result["step"] == 6 and result["skipped"] == 0 and math.isfinite(result["val_psnr"])
     model = load_warmstart(tmp_path / "warmstart.pt")
     assert all(p.dtype == torch.float32 for p in model.parameters())
+    back = load_recipe(WarmstartTrainRecipe, None, {**settings, "optim.steps": 8})  # and the other way round
+    assert train_warmstart(back, resume=True, progress=False, sources=sources)["step"] == 8
 
 
 @pytest.mark.parametrize("radius", [1, 3, 16, 40])
