@@ -63,7 +63,8 @@ def main() -> None:
                                   TRAINING[training or "fp32"])
         result = train_warmstart(recipe, progress=False)
         patches = result["step"] * recipe.optim.batch_size
-        row = {"candidate": name, "network": CANDIDATES[network], "training": training or "fp32", "minutes": args.minutes, "threads": args.threads,
+        row = {"candidate": name, "network": CANDIDATES[network], "training": training or "fp32",
+               "minutes": args.minutes, "threads": args.threads,
                "steps": result["step"], "patches": patches,
                "patches_per_s": round(patches / max(result["seconds"], 1e-9), 1),
                "val_psnr": round(result["val_psnr"], 3), "val_input_psnr": round(result["val_input_psnr"], 3),

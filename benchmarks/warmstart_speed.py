@@ -105,7 +105,8 @@ def main() -> None:
     print(f"pair synthesis (mask+noise+jpeg, batch {args.batch}): {synthesis:.4f} s", flush=True)
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"threads": args.threads, "fast": args.fast, "batch": args.batch, "patch": args.patch, "candidates": rows,
+            json.dump({"threads": args.threads, "fast": args.fast, "batch": args.batch, "patch": args.patch,
+                       "candidates": rows,
                        "synthesis_s_per_batch": round(synthesis, 4)}, f, indent=1)
 
 

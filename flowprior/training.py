@@ -144,7 +144,8 @@ def guarded_step(parameters: Iterable[torch.nn.Parameter], optimizer: torch.opti
         count_skip(state)
         return None
     value = float(loss.detach())
-    if world.any_true(is_spike(value, state, spike_factor)):
+    # every rank has the same spike_factor, so without one no rank enters the collective
+    if spike_factor is not None and world.any_true(is_spike(value, state, spike_factor)):
         state["spikes"] = state.get("spikes", 0) + 1
         count_skip(state)
         return None
