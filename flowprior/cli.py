@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from flowprior import __version__
-from flowprior.errors import UsageError
 from flowprior.cli_train import add_train_parser
+from flowprior.errors import UsageError
 from flowprior.recipe import add_set_option, parse_set_options
 
 PROG = "flowprior"

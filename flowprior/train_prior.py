@@ -17,6 +17,7 @@ from tqdm import tqdm
 from flowprior.hashing import file_sha256
 from flowprior.prior.checkpoint import read_checkpoint, save_checkpoint
 from flowprior.prior.glow import Glow, GlowConfig
+from flowprior.prior.layers import full_precision, set_coupling_precision
 from flowprior.prior.losses import (
     autoencoder_loss,
     dequantize,
@@ -70,6 +71,8 @@ class OptimSection:
     lr_schedule: str = "constant"  # "constant" or "cosine" (from lr after warmup down to min_lr at `steps`)
     min_lr: float = 0.0
     init_from: str | None = None  # a prior checkpoint whose weights start this run (fresh optimizer, step 0)
+    precision: str = "fp32"  # "bf16": the coupling networks' hidden layers in bfloat16 (weights stay float32)
+    fast_adam: bool = False  # the fused Adam update
 
 
 def learning_rate(optim: OptimSection, step: int) -> float:
@@ -153,7 +156,8 @@ def train_prior(recipe: PriorTrainRecipe, resume: bool = False, progress: bool =
     def draw(batch: int) -> torch.Tensor:
         return train_source.sample(batch, generator).contiguous(memory_format=memory_format)
 
-    optimizer = torch.optim.Adam(prior.parameters(), lr=opt_cfg.lr)
+    set_coupling_precision(prior, opt_cfg.precision)
+    optimizer = torch.optim.Adam(prior.parameters(), lr=opt_cfg.lr, fused=opt_cfg.fast_adam or None)
     generator = torch.Generator().manual_seed(opt_cfg.seed)
     state = {"step": 0, "skipped": 0, "seconds": 0.0, "best_val_bpd": math.inf}
     last = out / "last.pt"
@@ -212,8 +216,9 @@ def validation_bits_per_dim(prior: Glow, patches: torch.Tensor, seed: int, chunk
     prior.eval()
     generator = torch.Generator().manual_seed(seed + 2)
     values = []
-    for start in range(0, patches.shape[0], chunk):
-        x = dequantize(patches[start:start + chunk], prior.config.n_bits, generator)
-        values.append(nll_bits_per_dim(prior, x, prior.config.n_bits)[0])
+    with full_precision(prior):  # the bits/dim of the weights as restores run them
+        for start in range(0, patches.shape[0], chunk):
+            x = dequantize(patches[start:start + chunk], prior.config.n_bits, generator)
+            values.append(nll_bits_per_dim(prior, x, prior.config.n_bits)[0])
     prior.train(was_training)
     return round(float(torch.cat(values).mean()), 5)

@@ -71,7 +71,7 @@ def test_the_embedded_detector_is_used_and_blocks_agree_with_the_whole_image():
     assert model is not None
     y, _ = _damaged("coffee", "mask", {"mask.kind": "strokes"}, 3)
     whole = torch.sigmoid(model(y))
-    import flowprior.estimate.defect_net as defect_net
+    from flowprior.estimate import defect_net
 
     blocks, halo = defect_net.BLOCK, defect_net.HALO
     try:

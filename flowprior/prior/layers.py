@@ -7,6 +7,8 @@ same point (so a decoder accumulates ``-logdet``). Log-determinants are per samp
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -138,9 +140,40 @@ class CouplingNet(nn.Module):
             layers += [nn.Conv2d(width, width, 1), nn.ReLU()]
         self.body = nn.Sequential(*layers)
         self.out = ZeroConv2d(width, out_channels)
+        # a training-time switch (not a parameter, not saved): run the hidden layers in bfloat16
+        self.bf16_body = False
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.out(self.body(x))
+        if not self.bf16_body:
+            return self.out(self.body(x))
+        # Only the hidden layers, the bulk of the cost: the zero conv that sets shift and scale, and so the
+        # log-determinant, stays float32, as do the invertible layers outside this network.
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            hidden = self.body(x)
+        return self.out(hidden.float())
+
+
+def set_coupling_precision(model: nn.Module, precision: str) -> None:
+    """Run every coupling network's hidden layers of ``model`` in ``"bf16"`` or ``"fp32"`` (the default)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
+    for module in model.modules():
+        if isinstance(module, CouplingNet):
+            module.bf16_body = precision == "bf16"
+
+
+@contextmanager
+def full_precision(model: nn.Module):
+    """Every coupling network of ``model`` in float32 inside the block (validation), as it was after it."""
+    nets = [module for module in model.modules() if isinstance(module, CouplingNet)]
+    before = [net.bf16_body for net in nets]
+    for net in nets:
+        net.bf16_body = False
+    try:
+        yield model
+    finally:
+        for net, flag in zip(nets, before):
+            net.bf16_body = flag
 
 
 class AffineCoupling(nn.Module):

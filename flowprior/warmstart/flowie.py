@@ -45,7 +45,6 @@ from flowprior.warmstart.learned import (
 from flowprior.warmstart.network import VelocityNetConfig
 from flowprior.warmstart.samplers import mean_value_sampling
 
-
 PREDICTIONS = ("velocity", "estimate")
 #: the estimate form divides by 1 − t; sampling never reaches t = 1 (mean value sampling stops at t_m < 1)
 LAST_TIME = 1 - 1e-3

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -125,4 +126,4 @@ class IRFlowInitializer(LearnedInitializer):
     # Gaussian noise alone runs the noise specialist, JPEG alone the JPEG specialist
     # (recipes/train/warmstart-irflow-{noise,jpeg}.yaml): each fine-tuned from the general model on its damage only,
     # each scored higher on its settings' validation crops (docs/benchmarks.md)
-    specialists = {"noise": "warmstart-irflow-noise", "jpeg": "warmstart-irflow-jpeg"}
+    specialists: ClassVar[dict[str, str]] = {"noise": "warmstart-irflow-noise", "jpeg": "warmstart-irflow-jpeg"}

@@ -17,7 +17,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 #: warm starts as ``warmstart-<method>`` (what ``--init <method>`` loads when no checkpoint is given).
 EMBEDDED = {
     "default": ("default-prior.pt", "a202bdb729938f05ad33fbf0861948e773c27c9ca2aaf7b4dc0a26ed8c35707e"),
-    "warmstart-irflow": ("warmstart-irflow.pt", "5ea0e81cb8e0553f5715f30120ba61231cd7874201bf54251cd6c095d3b997cc"),
+    "warmstart-irflow": ("warmstart-irflow.pt", "bb68e42d6b7ae88261223e85b493e946bb6664fa07dbdd738dfeb72ff2c6fa65"),
     "warmstart-resflow": ("warmstart-resflow.pt", "9cc0e3060f883c23807864ca67facae07b58506dd995025f514f98a7852aef90"),
     "warmstart-flowie": ("warmstart-flowie.pt", "a634a791b198751873af8045da2d486dfbc6196abe73c21f69f6b3cf64032a0c"),
     "defects": ("defects.pt", "ba325ac3cc49dc61299c729f386231ae9a42e881ef50b01374ab3d0185fcfb9e"),
