@@ -22,7 +22,7 @@ EMBEDDED = {
     "warmstart-flowie": ("warmstart-flowie.pt", "a634a791b198751873af8045da2d486dfbc6196abe73c21f69f6b3cf64032a0c"),
     "defects": ("defects.pt", "ba325ac3cc49dc61299c729f386231ae9a42e881ef50b01374ab3d0185fcfb9e"),
     "warmstart-irflow-noise": ("warmstart-irflow-noise.pt", "c15efb2e6c6b7651b8bdb35abe5a1b1baec3094eb25b3e639be09a52f5e72832"),
-    "warmstart-irflow-jpeg": ("warmstart-irflow-jpeg.pt", "369643c833ac4d22d448622c222f30fef453d028aa656d0a59f669150e67892a"),
+    "warmstart-irflow-jpeg": ("warmstart-irflow-jpeg.pt", "39024292e323dcb027a200edfd0269eb33ac0302981188905659e17dce022c44"),
 }
 
 #: how to make each kind of embedded file yourself (quoted when one is missing)
