@@ -154,6 +154,7 @@ def test_the_widened_irflow_recipe_starts_from_the_embedded_model_on_its_data():
     ("warmstart-irflow-jpeg", "warmstart-irflow", "warmstart-irflow-jpeg", 0.0),
     ("warmstart-irflow-noise-top32", "warmstart-irflow-noise", "warmstart-irflow-noise", 0.0),
     ("warmstart-irflow-noise-repeated", "warmstart-irflow-noise", "warmstart-irflow-noise-spread", 0.25),
+    ("warmstart-irflow-noise-fast", "warmstart-irflow-noise", "warmstart-irflow-noise-spread", 0.0),
 ])
 def test_the_specialist_recipes_start_from_an_embedded_model_that_fits(name, start, data_of, repeated):
     """A specialist fine-tunes an embedded model: its weights must load into the recipe's network (same shapes, or
