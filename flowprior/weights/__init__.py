@@ -21,7 +21,7 @@ EMBEDDED = {
     "warmstart-resflow": ("warmstart-resflow.pt", "9cc0e3060f883c23807864ca67facae07b58506dd995025f514f98a7852aef90"),
     "warmstart-flowie": ("warmstart-flowie.pt", "a634a791b198751873af8045da2d486dfbc6196abe73c21f69f6b3cf64032a0c"),
     "defects": ("defects.pt", "ba325ac3cc49dc61299c729f386231ae9a42e881ef50b01374ab3d0185fcfb9e"),
-    "warmstart-irflow-noise": ("warmstart-irflow-noise.pt", "c15efb2e6c6b7651b8bdb35abe5a1b1baec3094eb25b3e639be09a52f5e72832"),
+    "warmstart-irflow-noise": ("warmstart-irflow-noise.pt", "eb525c9581748ad4ab6a77bc9f7d01f6b1c05918f79ad1944ab20484270d5865"),
     "warmstart-irflow-jpeg": ("warmstart-irflow-jpeg.pt", "39024292e323dcb027a200edfd0269eb33ac0302981188905659e17dce022c44"),
 }
 
